@@ -1,0 +1,14 @@
+//! Labelled image sets for dmgd: readers (Fashion-MNIST IDX, ImageFolder), class lists,
+//! the ADM preprocessing, and crash-safe PNG writing.
+
+pub mod atomic;
+pub mod class_list;
+pub mod error;
+pub mod fashion_mnist;
+pub mod image_folder;
+pub mod image_set;
+pub mod pixels;
+pub mod preprocess;
+
+pub use error::DataError;
+pub use image_set::{ImageSet, ImageShape};
