@@ -1,1 +1,3 @@
-//! placeholder
+//! The distillation methods of dmgd over one sampling loop, and the run directory they write.
+
+pub mod soft_label;

@@ -1,1 +1,1 @@
-//! placeholder
+//! Student networks, fast CPU ops, training protocols and evaluation reports (DESIGN.md §8).

@@ -1,0 +1,8 @@
+//! `dmgd eval` (under construction).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`dmgd eval` is not built yet")
+}

@@ -1,0 +1,8 @@
+//! `dmgd sample` (under construction).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`dmgd sample` is not built yet")
+}

@@ -1,0 +1,1 @@
+//! Semantic Matching: the dynamic soft-label transform of the class embedding (DESIGN.md §5).
