@@ -1,6 +1,8 @@
 //! `dmgd`: training-free dataset distillation with diffusion models.
 
 mod commands;
+mod dataset;
+mod manifest;
 
 use clap::{Parser, Subcommand};
 

@@ -1,3 +1,4 @@
 //! The distillation methods of dmgd over one sampling loop, and the run directory they write.
 
+pub mod coreset;
 pub mod soft_label;

@@ -1,0 +1,92 @@
+//! Which labelled image set a command reads: Fashion-MNIST or an ImageFolder, resolved from flags.
+
+use anyhow::{Context, Result};
+use dmgd_data::fashion_mnist::{self, Split};
+use dmgd_data::image_folder::{self, ReadOptions};
+use dmgd_data::preprocess::Resize;
+use dmgd_data::{class_list, ImageSet};
+use std::path::PathBuf;
+
+/// The literal that names the built-in Fashion-MNIST dataset in `--data` / `--train` / `--test`.
+pub const FASHION_MNIST: &str = "fashion-mnist";
+
+/// Flags shared by every command that reads real data.
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct DataArgs {
+    /// Real training data: `fashion-mnist` or an ImageFolder directory (`DIR/<class>/*.png|jpg`).
+    #[arg(long, default_value = FASHION_MNIST)]
+    pub data: String,
+    /// Directory holding Fashion-MNIST's four `*-ubyte.gz` files.
+    #[arg(long, default_value = fashion_mnist::DEFAULT_DIR)]
+    pub fashion_mnist_dir: PathBuf,
+    /// Class order of an ImageFolder: `woof`, `nette`, `imagenet1k` or a file with one class
+    /// folder name per line. Default: all sub-folders, sorted.
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Bring ImageFolder images to this square size (ADM center crop). Default: keep sizes.
+    #[arg(long)]
+    pub image_size: Option<usize>,
+}
+
+/// A resolved data source.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    FashionMnist { dir: PathBuf, split: Split },
+    Folder { root: PathBuf, options: ReadOptions },
+}
+
+impl DataSource {
+    /// `spec` is `fashion-mnist` or a folder; `split` applies to Fashion-MNIST only.
+    pub fn resolve(
+        spec: &str,
+        args: &DataArgs,
+        split: Split,
+        resize: Option<Resize>,
+    ) -> Result<Self> {
+        if spec == FASHION_MNIST {
+            return Ok(DataSource::FashionMnist {
+                dir: args.fashion_mnist_dir.clone(),
+                split,
+            });
+        }
+        let classes = args
+            .classes
+            .as_deref()
+            .map(class_list::resolve)
+            .transpose()
+            .context("resolving --classes")?;
+        let resize = resize.unwrap_or(match args.image_size {
+            Some(size) => Resize::AdmCenterCrop(size),
+            None => Resize::Keep,
+        });
+        Ok(DataSource::Folder {
+            root: PathBuf::from(spec),
+            options: ReadOptions {
+                classes,
+                resize,
+                channels: None,
+            },
+        })
+    }
+
+    pub fn load(&self) -> Result<ImageSet> {
+        match self {
+            DataSource::FashionMnist { dir, split } => fashion_mnist::load(dir, *split)
+                .with_context(|| {
+                    format!("loading Fashion-MNIST ({split:?}) from {}", dir.display())
+                }),
+            DataSource::Folder { root, options } => image_folder::read(root, options)
+                .with_context(|| format!("loading image folder {}", root.display())),
+        }
+    }
+
+    /// How the source is named in manifests.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::FashionMnist { dir, split } => {
+                format!("fashion-mnist {split:?} ({})", dir.display())
+            }
+            DataSource::Folder { root, .. } => format!("image folder {}", root.display()),
+        }
+    }
+}
