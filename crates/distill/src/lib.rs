@@ -1,4 +1,5 @@
 //! The distillation methods of dmgd over one sampling loop, and the run directory they write.
 
 pub mod coreset;
+pub mod shard;
 pub mod soft_label;
