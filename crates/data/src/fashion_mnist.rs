@@ -53,12 +53,18 @@ pub fn load(dir: &Path, split: Split) -> Result<ImageSet, DataError> {
         reason,
     };
     if image_dims.len() != 3 {
-        return Err(bad(&images_path, format!("expected 3 dimensions, found {image_dims:?}")));
+        return Err(bad(
+            &images_path,
+            format!("expected 3 dimensions, found {image_dims:?}"),
+        ));
     }
     if label_dims.len() != 1 || label_dims[0] != image_dims[0] {
         return Err(bad(
             &labels_path,
-            format!("expected {} labels, found dimensions {label_dims:?}", image_dims[0]),
+            format!(
+                "expected {} labels, found dimensions {label_dims:?}",
+                image_dims[0]
+            ),
         ));
     }
     if let Some(&y) = labels.iter().find(|&&y| y as usize >= CLASS_NAMES.len()) {
@@ -100,7 +106,10 @@ fn parse_idx(bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), String> {
         return Err("missing IDX magic number".into());
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type 0x{:02x}, expected 0x08 (u8)", bytes[2]));
+        return Err(format!(
+            "element type 0x{:02x}, expected 0x08 (u8)",
+            bytes[2]
+        ));
     }
     let n_dims = bytes[3] as usize;
     let header = 4 + 4 * n_dims;

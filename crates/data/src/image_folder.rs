@@ -31,7 +31,10 @@ impl Default for ReadOptions {
 }
 
 /// The image files of each class, classes in label order, files sorted by name.
-pub fn list(root: &Path, classes: Option<&[String]>) -> Result<(Vec<String>, Vec<Vec<PathBuf>>), DataError> {
+pub fn list(
+    root: &Path,
+    classes: Option<&[String]>,
+) -> Result<(Vec<String>, Vec<Vec<PathBuf>>), DataError> {
     if !root.is_dir() {
         return Err(DataError::NoSuchFolder { path: root.into() });
     }
@@ -93,7 +96,11 @@ pub fn read(root: &Path, options: &ReadOptions) -> Result<ImageSet, DataError> {
         Some(c) => c,
         None => {
             let first = decode(labelled[0].1)?;
-            if first.color().has_color() { 3 } else { 1 }
+            if first.color().has_color() {
+                3
+            } else {
+                1
+            }
         }
     };
     let images: Vec<(Vec<u8>, u32, u32)> = labelled
@@ -137,7 +144,11 @@ fn decode(path: &Path) -> Result<image::DynamicImage, DataError> {
 }
 
 /// Decodes, resizes and returns one image as (C, H, W) u8 with its width and height.
-fn load_one(path: &Path, resize: Resize, channels: usize) -> Result<(Vec<u8>, u32, u32), DataError> {
+fn load_one(
+    path: &Path,
+    resize: Resize,
+    channels: usize,
+) -> Result<(Vec<u8>, u32, u32), DataError> {
     let img = decode(path)?;
     let img = match resize {
         Resize::Keep => img,
@@ -187,7 +198,9 @@ pub fn write_into(set: &ImageSet, dir: &Path) -> Result<(), DataError> {
         .iter()
         .enumerate()
         .map(|(i, &y)| {
-            let path = dir.join(&set.class_names[y]).join(image_file_name(next_index[y]));
+            let path = dir
+                .join(&set.class_names[y])
+                .join(image_file_name(next_index[y]));
             next_index[y] += 1;
             (i, path)
         })
@@ -211,7 +224,9 @@ mod tests {
         let n = 6;
         ImageSet {
             shape,
-            pixels: (0..n * shape.numel()).map(|i| (i * 7 % 256) as u8).collect(),
+            pixels: (0..n * shape.numel())
+                .map(|i| (i * 7 % 256) as u8)
+                .collect(),
             labels: vec![0, 1, 2, 0, 1, 2],
             class_names: vec!["b".into(), "a".into(), "c".into()],
         }
@@ -267,7 +282,9 @@ mod tests {
             classes: Some(vec!["a".into(), "n02096294".into()]),
             ..Default::default()
         };
-        let err = read(&dir.path().join("set"), &options).unwrap_err().to_string();
+        let err = read(&dir.path().join("set"), &options)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("n02096294"), "{err}");
     }
 }

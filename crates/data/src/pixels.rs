@@ -15,7 +15,11 @@ pub fn u8_to_model(p: u8) -> f32 {
 }
 
 /// Encodes one (C, H, W) u8 image (C = 1 or 3) as PNG bytes.
-pub fn encode_png(shape: ImageShape, chw: &[u8], path_for_errors: &Path) -> Result<Vec<u8>, DataError> {
+pub fn encode_png(
+    shape: ImageShape,
+    chw: &[u8],
+    path_for_errors: &Path,
+) -> Result<Vec<u8>, DataError> {
     let (h, w) = (shape.height, shape.width);
     let plane = h * w;
     let color = match shape.channels {
@@ -32,12 +36,12 @@ pub fn encode_png(shape: ImageShape, chw: &[u8], path_for_errors: &Path) -> Resu
     }
     let mut bytes = Vec::new();
     let encoder = image::codecs::png::PngEncoder::new(&mut bytes);
-    image::ImageEncoder::write_image(encoder, &hwc, w as u32, h as u32, color).map_err(|source| {
-        DataError::Encode {
+    image::ImageEncoder::write_image(encoder, &hwc, w as u32, h as u32, color).map_err(
+        |source| DataError::Encode {
             path: path_for_errors.to_path_buf(),
             source,
-        }
-    })?;
+        },
+    )?;
     Ok(bytes)
 }
 
