@@ -1,0 +1,206 @@
+//! The resolved configuration of a distillation run: every knob of DESIGN.md §5–7 with the
+//! reference default. Field names are the TOML keys and, kebab-cased, the CLI flags.
+
+use serde::{Deserialize, Serialize};
+
+/// Which synthetic-set method runs (DESIGN.md §1, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Dual matching guided diffusion; `semantic` / `distribution` switch its two terms.
+    Dmgd,
+    /// Plain classifier-free-guided DiT sampling.
+    Dit,
+    /// Mode guidance toward k-means modes (K = IPC).
+    Mgd3,
+}
+
+/// Law of the noise n in the soft-label transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseLaw {
+    /// Uniform on [0, 1): the authors' release.
+    Uniform,
+    /// Standard normal: the paper's text.
+    Gaussian,
+}
+
+/// Which channels classifier-free guidance mixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CfgChannels {
+    /// The first 3 channels only (DiT's released sampler, kept by every peer).
+    Reference,
+    /// Every eps channel.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DistillConfig {
+    pub method: Method,
+    /// DMGD's Semantic Matching (dynamic soft labels); off = the `--no-semantic` ablation.
+    pub semantic: bool,
+    /// DMGD's Distribution Matching (OT guidance); off = the `--no-distribution` ablation.
+    pub distribution: bool,
+    /// Images per class.
+    pub ipc: usize,
+    pub seed: u64,
+    /// Respaced sampling steps.
+    pub steps: usize,
+    pub cfg_scale: f64,
+    pub cfg_channels: CfgChannels,
+    /// Classes sampled together in one DiT batch (image i of each class of a group).
+    pub class_batch: usize,
+
+    // Semantic Matching (DESIGN.md §5).
+    pub t_upper: usize,
+    pub t_lower: usize,
+    pub beta_n: f64,
+    pub beta_s: f64,
+    pub noise: NoiseLaw,
+
+    // Distribution Matching (DESIGN.md §6).
+    /// Support points K of Distribution Approximate Matching.
+    pub support_points: usize,
+    pub kmeans_iterations: usize,
+    /// Guidance scale rho.
+    pub rho: f64,
+    pub sinkhorn_eps: f64,
+    pub sinkhorn_iterations: usize,
+    /// Run Sinkhorn in the log domain (stable for small eps).
+    pub sinkhorn_log_domain: bool,
+    /// First and last respaced index (of 50; scaled for other step counts) with OT guidance.
+    pub ot_window: [usize; 2],
+
+    // Mode guidance (DESIGN.md §7).
+    pub mode_lambda: f64,
+    /// Mode guidance acts while the respaced index is above this (of 50; scaled).
+    pub mode_stop: usize,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        DistillConfig {
+            method: Method::Dmgd,
+            semantic: true,
+            distribution: true,
+            ipc: 10,
+            seed: 0,
+            steps: 50,
+            cfg_scale: 4.0,
+            cfg_channels: CfgChannels::Reference,
+            class_batch: 10,
+            t_upper: 900,
+            t_lower: 500,
+            beta_n: 0.06,
+            beta_s: 0.01,
+            noise: NoiseLaw::Uniform,
+            support_points: 10,
+            kmeans_iterations: 100,
+            rho: 0.5,
+            sinkhorn_eps: 0.1,
+            sinkhorn_iterations: 5,
+            sinkhorn_log_domain: false,
+            ot_window: [30, 45],
+            mode_lambda: 0.1,
+            mode_stop: 25,
+        }
+    }
+}
+
+/// The reference window and stop indices are given for 50 steps; other step counts map them
+/// proportionally (rounded to the nearest index).
+pub fn scale_step_index(index_of_50: usize, steps: usize) -> usize {
+    ((index_of_50 as f64) * (steps as f64 - 1.0) / 49.0).round() as usize
+}
+
+impl DistillConfig {
+    /// Semantic Matching is active (DMGD with its semantic term).
+    pub fn uses_soft_labels(&self) -> bool {
+        self.method == Method::Dmgd && self.semantic
+    }
+
+    /// OT guidance is active (DMGD with its distribution term).
+    pub fn uses_ot(&self) -> bool {
+        self.method == Method::Dmgd && self.distribution
+    }
+
+    /// The OT window in this run's respaced indices.
+    pub fn ot_window_steps(&self) -> (usize, usize) {
+        (
+            scale_step_index(self.ot_window[0], self.steps),
+            scale_step_index(self.ot_window[1], self.steps),
+        )
+    }
+
+    /// Checks values a user could set wrong; names the key and what was expected.
+    pub fn validate(&self) -> Result<(), String> {
+        let fail = |key: &str, expected: &str| Err(format!("`{key}`: expected {expected}"));
+        if self.ipc == 0 {
+            return fail("ipc", "at least 1");
+        }
+        if self.steps < 2 || self.steps > 1000 {
+            return fail("steps", "2..=1000");
+        }
+        if self.class_batch == 0 {
+            return fail("class-batch", "at least 1");
+        }
+        if self.t_lower >= self.t_upper || self.t_upper >= 1000 {
+            return fail("t-lower / t-upper", "t-lower < t-upper < 1000");
+        }
+        if self.support_points == 0 {
+            return fail("support-points", "at least 1");
+        }
+        if !(self.sinkhorn_eps > 0.0) {
+            return fail("sinkhorn-eps", "a positive number");
+        }
+        if self.ot_window[0] > self.ot_window[1] || self.ot_window[1] >= 50 {
+            return fail("ot-window", "[first, last] with first <= last < 50");
+        }
+        if self.method == Method::Dmgd && !self.semantic && !self.distribution {
+            return fail(
+                "semantic / distribution",
+                "at least one DMGD term on (use method = \"dit\" for neither)",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_maps_proportionally() {
+        assert_eq!(scale_step_index(30, 50), 30);
+        assert_eq!(scale_step_index(45, 50), 45);
+        assert_eq!(scale_step_index(45, 100), 91); // 45 * 99 / 49 = 90.9
+        assert_eq!(scale_step_index(25, 25), 12); // 25 * 24 / 49 = 12.2
+    }
+
+    #[test]
+    fn toml_keys_are_kebab_case_and_unknown_keys_fail() {
+        let cfg: DistillConfig =
+            toml::from_str("rho = 0.05\nsupport-points = 20\nmethod = \"mgd3\"").unwrap();
+        assert_eq!(cfg.rho, 0.05);
+        assert_eq!(cfg.support_points, 20);
+        assert_eq!(cfg.method, Method::Mgd3);
+        assert_eq!(cfg.steps, 50);
+        let err = toml::from_str::<DistillConfig>("roh = 1.0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("roh"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert_eq!(DistillConfig::default().validate(), Ok(()));
+        let cfg = DistillConfig {
+            t_lower: 950,
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("t-lower"));
+    }
+}
