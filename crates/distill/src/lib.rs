@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod coreset;
+pub mod run_dir;
 pub mod shard;
 pub mod soft_label;
