@@ -1,8 +1,22 @@
 //! Student networks, fast CPU ops, training protocols and evaluation reports (DESIGN.md §8).
+//!
+//! The CLI's entry points: `TrainConfig::{dc, minimax}` -> `train_and_test` -> `Trained`
+//! (a `RunReport` and a `Classifier`), and `Summary::of` over repeated runs.
 
+pub mod augment;
+pub mod classifier;
 mod error;
 pub mod nets;
 pub mod ops;
 pub mod optim;
+pub mod protocol;
+pub mod report;
+pub mod train;
 
+pub use classifier::{Classifier, Normalization};
 pub use error::StudentError;
+pub use nets::{Arch, Net, NetSpec, NormKind};
+pub use optim::OptimizerKind;
+pub use protocol::{Augment, Protocol, TrainConfig};
+pub use report::{Progress, RunReport, Summary};
+pub use train::{train_and_test, Trained};

@@ -1,0 +1,4 @@
+//! Training-time augmentation of the two protocols.
+
+pub mod dsa;
+pub mod minimax;

@@ -1,0 +1,202 @@
+//! Training a fresh student on a (distilled) set and testing it: the recipe every protocol
+//! shares, with augmentation and schedule taken from the `TrainConfig`.
+
+use crate::augment::{dsa, minimax};
+use crate::classifier::{Classifier, Normalization};
+use crate::nets::{Net, NetSpec};
+use crate::optim::Optimizer;
+use crate::protocol::{Augment, TrainConfig};
+use crate::report::{Progress, RunReport};
+use crate::StudentError;
+use candle_core::{Device, Tensor};
+use dmgd_data::{ImageSet, ImageShape};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// A trained student and the report of its run.
+pub struct Trained {
+    pub report: RunReport,
+    pub classifier: Classifier,
+}
+
+/// The input the net sees: the training images' shape (DC) or 3 x 224 x 224 crops (Minimax).
+fn net_input(cfg: &TrainConfig, train: &ImageSet) -> ImageShape {
+    match cfg.augment {
+        Augment::Minimax => ImageShape { channels: train.shape.channels, height: minimax::CROP_SIZE, width: minimax::CROP_SIZE },
+        Augment::None | Augment::Dsa => train.shape,
+    }
+}
+
+/// One training batch: normalised, augmented input and the label weights for the loss.
+struct Batch {
+    x: Tensor,
+    /// Labels, and for CutMix the partner labels with the weight of the original ones.
+    y: Vec<u32>,
+    mix: Option<(Vec<u32>, f32)>,
+}
+
+fn make_batch(
+    cfg: &TrainConfig,
+    train: &ImageSet,
+    normalized: &[f32],
+    indices: &[usize],
+    input: ImageShape,
+    rng: &mut ChaCha8Rng,
+) -> Result<Batch, StudentError> {
+    let n = indices.len();
+    let (c, h, w) = (input.channels, input.height, input.width);
+    let y: Vec<u32> = indices.iter().map(|&i| train.labels[i] as u32).collect();
+    let image = input.numel();
+    let (x, mix) = match cfg.augment {
+        Augment::None | Augment::Dsa => {
+            let mut x = Vec::with_capacity(n * image);
+            for &i in indices {
+                x.extend_from_slice(&normalized[i * image..(i + 1) * image]);
+            }
+            if cfg.augment == Augment::Dsa {
+                dsa::augment_batch(&mut x, n, c, h, w, rng);
+            }
+            (x, None)
+        }
+        Augment::Minimax => {
+            let s = train.shape;
+            let seeds: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
+            let images: Vec<Vec<f32>> = indices
+                .par_iter()
+                .zip(seeds)
+                .map(|(&i, seed)| minimax::transform(train.image(i), s.channels, s.height, s.width, &mut ChaCha8Rng::seed_from_u64(seed)))
+                .collect();
+            let mut x = images.concat();
+            let (partner, ratio) = minimax::cutmix(&mut x, n, c, h, w, rng);
+            let y_b = partner.iter().map(|&j| y[j]).collect();
+            (x, Some((y_b, ratio)))
+        }
+    };
+    Ok(Batch { x: Tensor::from_vec(x, (n, c, h, w), &Device::Cpu)?, y, mix })
+}
+
+/// Cross-entropy, or for CutMix ratio * CE(y) + (1 - ratio) * CE(y_partner).
+fn loss(logits: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
+    let targets = |y: &[u32]| Tensor::new(y, &Device::Cpu);
+    let ce = candle_nn::loss::cross_entropy(logits, &targets(&batch.y)?)?;
+    match &batch.mix {
+        None => Ok(ce),
+        Some((y_b, ratio)) => {
+            let ce_b = candle_nn::loss::cross_entropy(logits, &targets(y_b)?)?;
+            (ce * *ratio as f64)? + (ce_b * (1.0 - *ratio as f64))?
+        }
+    }
+}
+
+/// One optimisation step on a batch; returns the loss.
+pub fn train_step(net: &Net, optimizer: &mut Optimizer, x: &Tensor, y: &[u32]) -> Result<f32, StudentError> {
+    let batch = Batch { x: x.clone(), y: y.to_vec(), mix: None };
+    step(net, optimizer, &batch)
+}
+
+fn step(net: &Net, optimizer: &mut Optimizer, batch: &Batch) -> Result<f32, StudentError> {
+    let logits = net.forward(&batch.x, true)?; // (N, classes)
+    let loss = loss(&logits, batch)?;
+    let grads = loss.backward()?;
+    optimizer.step(&grads)?;
+    Ok(loss.to_scalar::<f32>()?)
+}
+
+/// Trains a fresh `cfg.net` on `train` and measures its accuracy on `test` every
+/// `cfg.test_every` epochs and after the last one.
+pub fn train_and_test(
+    train: &ImageSet,
+    test: &ImageSet,
+    cfg: &TrainConfig,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained, StudentError> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let input = net_input(cfg, train);
+    let mismatch = |reason: &str| StudentError::MismatchedSets {
+        train: format!("{} x {}", train.len(), train.shape),
+        test: format!("{} x {}", test.len(), test.shape),
+        reason: reason.to_string(),
+    };
+    if test.shape != input {
+        return Err(mismatch("the test images must have the shape the net sees"));
+    }
+    if train.class_names != test.class_names {
+        return Err(mismatch("the class lists differ"));
+    }
+    if train.is_empty() {
+        return Err(mismatch("the training set is empty"));
+    }
+
+    // Build the net and optimiser:
+    let spec = NetSpec { arch: cfg.net, norm: cfg.norm, input, num_classes: train.num_classes() };
+    let net = Net::new(spec, cfg.seed)?;
+    let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
+    let mut optimizer = Optimizer::new(cfg.optimizer, vars)?;
+    let normalization = Normalization::for_protocol(cfg.protocol, input.channels)?;
+    let normalized = match cfg.augment {
+        Augment::Minimax => Vec::new(), // normalised per crop
+        Augment::None | Augment::Dsa => normalization.apply(train),
+    };
+    let classifier = Classifier::new(net, normalization);
+    // Shuffling and augmentation draw from their own stream, independent of the initialisation.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(1);
+
+    // Train, testing on the way:
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut curve = Vec::new();
+    for epoch in 0..cfg.epochs {
+        let lr = cfg.lr_at(epoch);
+        optimizer.set_lr(lr);
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0f64;
+        let batches = order.chunks(cfg.batch_size);
+        let n_batches = batches.len();
+        for indices in batches {
+            let batch = make_batch(cfg, train, &normalized, indices, input, &mut rng)?;
+            loss_sum += step(classifier.net(), &mut optimizer, &batch)? as f64;
+        }
+        let done = epoch + 1;
+        let test_accuracy = if done % cfg.test_every == 0 || done == cfg.epochs {
+            let acc = classifier.accuracy(test)?;
+            curve.push((done, acc));
+            Some(acc)
+        } else {
+            None
+        };
+        progress(&Progress {
+            epoch: done,
+            epochs: cfg.epochs,
+            lr,
+            train_loss: loss_sum / n_batches as f64,
+            test_accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    // Report:
+    let final_accuracy = curve.last().map(|&(_, a)| a).unwrap_or(f64::NAN);
+    let &(best_epoch, best_accuracy) = curve
+        .iter()
+        .fold(None, |best: Option<&(usize, f64)>, p| match best {
+            Some(b) if b.1 >= p.1 => Some(b),
+            _ => Some(p),
+        })
+        .expect("the last epoch is always tested");
+    let report = RunReport {
+        config: cfg.clone(),
+        num_params: classifier.net().num_params(),
+        train_images: train.len(),
+        test_images: test.len(),
+        final_accuracy,
+        best_accuracy,
+        best_epoch,
+        curve,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(Trained { report, classifier })
+}
