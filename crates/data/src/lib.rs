@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod class_list;
 pub mod error;
 pub mod fashion_mnist;
+pub mod grid;
 pub mod image_folder;
 pub mod image_set;
 pub mod pixels;
