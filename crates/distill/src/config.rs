@@ -1,6 +1,7 @@
 //! The resolved configuration of a distillation run: every knob of DESIGN.md §5–7 with the
 //! reference default. Field names are the TOML keys and, kebab-cased, the CLI flags.
 
+pub use dmgd_diffusion::dit::CfgChannels;
 use serde::{Deserialize, Serialize};
 
 /// Which synthetic-set method runs (DESIGN.md §1, §7).
@@ -23,16 +24,6 @@ pub enum NoiseLaw {
     Uniform,
     /// Standard normal: the paper's text.
     Gaussian,
-}
-
-/// Which channels classifier-free guidance mixes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CfgChannels {
-    /// The first 3 channels only (DiT's released sampler, kept by every peer).
-    Reference,
-    /// Every eps channel.
-    All,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +80,7 @@ impl Default for DistillConfig {
             seed: 0,
             steps: 50,
             cfg_scale: 4.0,
-            cfg_channels: CfgChannels::Reference,
+            cfg_channels: CfgChannels::FirstThree,
             class_batch: 10,
             t_upper: 900,
             t_lower: 500,

@@ -1,7 +1,12 @@
 //! The distillation methods of dmgd over one sampling loop, and the run directory they write.
 
+pub mod codec;
 pub mod config;
 pub mod coreset;
+pub mod mode_guidance;
+pub mod pipeline;
 pub mod run_dir;
+pub mod sampler;
 pub mod shard;
 pub mod soft_label;
+pub mod support_cache;

@@ -1,0 +1,159 @@
+//! Distribution Approximate Matching inputs, computed once and cached on disk: the latents of
+//! a class's real images, clustered by k-means into weighted support points (DMGD, K = 10) or
+//! modes (mgd3, K = IPC). The cache key covers everything the result depends on.
+
+use crate::codec::LatentCodec;
+use candle_core::{DType, Device, Tensor};
+use dmgd_data::pixels::u8_to_model;
+use dmgd_data::ImageSet;
+use dmgd_ot::kmeans::{kmeans, KMeansParams};
+use dmgd_ot::support::Support;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Images encoded per autoencoder call.
+const ENCODE_BATCH: usize = 64;
+
+/// Where and how supports are cached.
+pub struct SupportCache {
+    /// None: no caching (always recompute).
+    pub dir: Option<PathBuf>,
+    /// sha256 of the real training set (see `ImageSet::fingerprint`).
+    pub dataset: String,
+    /// Seed of the random flips of latent extraction and of k-means++.
+    pub seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupportError {
+    #[error("class `{class}`: {source}")]
+    Ot {
+        class: String,
+        #[source]
+        source: dmgd_ot::OtError,
+    },
+    #[error("class `{class}`: encoding its images failed")]
+    Encode {
+        class: String,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error("cannot create the support cache directory {path}")]
+    CacheDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SupportCache {
+    fn key(&self, codec: &dyn LatentCodec, class: usize, params: &KMeansParams) -> String {
+        let text = format!(
+            "dataset={}|codec={}|class={class}|k={}|max-iter={}|tol={}|seed={}|flip-seed={}|v1",
+            self.dataset,
+            codec.id(),
+            params.k,
+            params.max_iter,
+            params.tol,
+            params.seed,
+            self.seed
+        );
+        format!("{:x}", Sha256::digest(text.as_bytes()))
+    }
+
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("support-{key}.safetensors")))
+    }
+
+    /// The k-means support of class `class` of `real`, from the cache or computed (and cached).
+    pub fn support(
+        &self,
+        real: &ImageSet,
+        class: usize,
+        codec: &dyn LatentCodec,
+        params: &KMeansParams,
+        device: &Device,
+    ) -> Result<Support, SupportError> {
+        let class_name = real.class_names[class].clone();
+        let ot_err = |source| SupportError::Ot {
+            class: class_name.clone(),
+            source,
+        };
+        let key = self.key(codec, class, params);
+        if let Some(path) = self.path(&key).filter(|p| p.exists()) {
+            if let Ok(support) = Support::load(&path, device) {
+                return Ok(support);
+            }
+            // An unreadable cache entry is recomputed and replaced.
+        }
+        let latents = self
+            .class_latents(real, class, codec, device)
+            .map_err(|source| SupportError::Encode {
+                class: class_name.clone(),
+                source,
+            })?;
+        let clustering = kmeans(&latents, params).map_err(ot_err)?;
+        if let (Some(dir), Some(path)) = (&self.dir, self.path(&key)) {
+            std::fs::create_dir_all(dir).map_err(|source| SupportError::CacheDir {
+                path: dir.clone(),
+                source,
+            })?;
+            let tmp = dmgd_data::atomic::temp_sibling(&path);
+            clustering.support.save(&tmp).map_err(ot_err)?;
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        Ok(clustering.support)
+    }
+
+    /// Encodes every real image of `class` (mapped to [-1, 1], randomly flipped as in the
+    /// reference's latent extraction), flattened: (N_c, D).
+    fn class_latents(
+        &self,
+        real: &ImageSet,
+        class: usize,
+        codec: &dyn LatentCodec,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let members = &real.indices_by_class()[class];
+        let s = real.shape;
+        let mut rng = ChaCha8Rng::seed_from_u64(crate::coreset::class_seed(self.seed, class));
+        let mut rows = Vec::new();
+        for chunk in members.chunks(ENCODE_BATCH) {
+            let mut values = Vec::with_capacity(chunk.len() * s.numel());
+            for &i in chunk {
+                let flip = rng.gen_bool(0.5);
+                let image = real.image(i);
+                for plane in image.chunks(s.height * s.width) {
+                    for row in plane.chunks(s.width) {
+                        if flip {
+                            values.extend(row.iter().rev().map(|&p| u8_to_model(p)));
+                        } else {
+                            values.extend(row.iter().map(|&p| u8_to_model(p)));
+                        }
+                    }
+                }
+            }
+            let images =
+                Tensor::from_vec(values, (chunk.len(), s.channels, s.height, s.width), device)?;
+            rows.push(
+                codec
+                    .encode(&images)?
+                    .to_dtype(DType::F32)?
+                    .flatten_from(1)?,
+            );
+        }
+        Tensor::cat(&rows, 0)
+    }
+}
+
+/// The cache directory used when none is given: `$XDG_CACHE_HOME/dmgd` or `~/.cache/dmgd`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .map(|d| d.join("dmgd"))
+}
