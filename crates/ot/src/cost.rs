@@ -14,7 +14,11 @@ pub const SQRT_EPS: f64 = 1e-12;
 ///
 /// Works for any rank: `(..., D) -> (..., D)`. Differentiable.
 pub fn project_to_sphere(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.affine(1.0, SQRT_EPS)?.sqrt()?; // (..., 1)
+    let norm = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .affine(1.0, SQRT_EPS)?
+        .sqrt()?; // (..., 1)
     x.broadcast_div(&norm)
 }
 
@@ -33,7 +37,10 @@ pub fn sphere_cost(a: &Tensor, k: &Tensor) -> Result<Tensor> {
     let a = project_to_sphere(a)?; // (.., N, D)
     let k = project_to_sphere(k)?; // (.., K, D)
     let a_sq = a.sqr()?.sum_keepdim(D::Minus1)?; // (.., N, 1)
-    let k_sq = k.sqr()?.sum_keepdim(D::Minus1)?.transpose(D::Minus1, D::Minus2)?; // (.., 1, K)
+    let k_sq = k
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .transpose(D::Minus1, D::Minus2)?; // (.., 1, K)
     let k_t = k.transpose(D::Minus1, D::Minus2)?.contiguous()?; // (.., D, K)
     let cross = a.matmul(&k_t)?; // (.., N, K)
     let sq_dist = a_sq.broadcast_add(&k_sq)?.sub(&cross.affine(2.0, 0.0)?)?; // (.., N, K)

@@ -43,7 +43,13 @@ impl Memory {
                         got: x0.dims().to_vec(),
                     });
                 }
-                Tensor::cat(&[&rows, &row.to_dtype(rows.dtype())?.to_device(rows.device())?], 0)?
+                Tensor::cat(
+                    &[
+                        &rows,
+                        &row.to_dtype(rows.dtype())?.to_device(rows.device())?,
+                    ],
+                    0,
+                )?
             }
         });
         Ok(())
@@ -142,7 +148,10 @@ pub fn ot_guidance_batch(
     // Group the rows by (M, K) so that each group is one stacked computation.
     let mut groups: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (row, (memory, support)) in memories.iter().zip(supports).enumerate() {
-        groups.entry((memory.len(), support.len())).or_default().push(row);
+        groups
+            .entry((memory.len(), support.len()))
+            .or_default()
+            .push(row);
     }
     let mut losses: Vec<Option<Tensor>> = vec![None; b];
     let mut grads: Vec<Option<Tensor>> = vec![None; b];
@@ -157,7 +166,10 @@ pub fn ot_guidance_batch(
         .into_iter()
         .map(|t| t.expect("every row is in a group"))
         .collect();
-    let grads: Vec<Tensor> = grads.into_iter().map(|t| t.expect("every row is in a group")).collect();
+    let grads: Vec<Tensor> = grads
+        .into_iter()
+        .map(|t| t.expect("every row is in a group"))
+        .collect();
     Ok(OtGuidance {
         loss: Tensor::stack(&losses, 0)?,
         grad: Tensor::stack(&grads, 0)?.reshape(x0_hat.shape())?,
@@ -194,11 +206,15 @@ fn solve_group(
             Tensor::cat(&[&memory, &x0_row], 1)? // (G, M+1, D)
         }
     };
-    let source_masses = Tensor::full(1.0 / (m + 1) as f64, (rows.len(), m + 1), device)?.to_dtype(dtype)?; // (G, M+1)
+    let source_masses =
+        Tensor::full(1.0 / (m + 1) as f64, (rows.len(), m + 1), device)?.to_dtype(dtype)?; // (G, M+1)
 
     let cost = sphere_cost(&source, &points)?; // (G, M+1, K)
     let transport = sinkhorn(&cost, &source_masses, &masses, params)?;
     let grads = transport.loss.sum_all()?.backward()?;
-    let grad = grads.get(x0.as_tensor()).cloned().unwrap_or(x0.zeros_like()?); // (G, D)
+    let grad = grads
+        .get(x0.as_tensor())
+        .cloned()
+        .unwrap_or(x0.zeros_like()?); // (G, D)
     Ok((transport.loss.detach(), grad))
 }

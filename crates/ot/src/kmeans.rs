@@ -143,14 +143,21 @@ pub fn kmeans(latents: &Tensor, params: &KMeansParams) -> Result<Clustering, OtE
 /// mean over features of the (biased) variance over points: scikit-learn's scale for `tol`.
 fn mean_feature_variance(x: &Tensor) -> Result<f64, OtError> {
     let centred = x.broadcast_sub(&x.mean_keepdim(0)?)?; // (N, D)
-    Ok(centred.sqr()?.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    Ok(centred
+        .sqr()?
+        .mean_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?)
 }
 
 /// ||x_i - c_j||^2 for all i, j, clamped at 0 against rounding: `(N, K)`.
 fn squared_distances(x: &Tensor, x_sq: &Tensor, centres: &Tensor) -> Result<Tensor, OtError> {
     let c_sq = centres.sqr()?.sum_keepdim(1)?.t()?; // (1, K)
     let cross = x.matmul(&centres.t()?.contiguous()?)?; // (N, K)
-    Ok(x_sq.broadcast_add(&c_sq)?.sub(&cross.affine(2.0, 0.0)?)?.relu()?)
+    Ok(x_sq
+        .broadcast_add(&c_sq)?
+        .sub(&cross.affine(2.0, 0.0)?)?
+        .relu()?)
 }
 
 /// k-means++: the first centre uniformly, each next one with probability proportional to the

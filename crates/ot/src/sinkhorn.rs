@@ -68,7 +68,8 @@ impl SinkhornParams {
             return Err(OtError::InvalidParam {
                 name: "sinkhorn n_iter",
                 value: "0".into(),
-                reason: "at least one scaling round is needed for the plan to have the target marginal",
+                reason:
+                    "at least one scaling round is needed for the plan to have the target marginal",
             });
         }
         Ok(())
@@ -93,7 +94,12 @@ pub struct Transport {
 ///
 /// After the call, the column sums of `plan` equal `b` up to rounding (the last operation is
 /// the column scaling) and the row sums approach `a` as `n_iter` grows.
-pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams) -> Result<Transport, OtError> {
+pub fn sinkhorn(
+    cost: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    params: &SinkhornParams,
+) -> Result<Transport, OtError> {
     params.validate()?;
     check_shapes(cost, a, b)?;
     let rank = cost.rank();
@@ -108,7 +114,12 @@ pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams) 
     Ok(Transport { plan, loss })
 }
 
-fn plain_plan(cost: &Tensor, a_col: &Tensor, b_row: &Tensor, params: &SinkhornParams) -> CandleResult<Tensor> {
+fn plain_plan(
+    cost: &Tensor,
+    a_col: &Tensor,
+    b_row: &Tensor,
+    params: &SinkhornParams,
+) -> CandleResult<Tensor> {
     let (row_dim, col_dim) = (cost.rank() - 2, cost.rank() - 1);
     let mut g = cost.affine(-1.0 / params.eps, 0.0)?.exp()?; // (.., N, K)
     for _ in 0..params.n_iter {
@@ -120,7 +131,12 @@ fn plain_plan(cost: &Tensor, a_col: &Tensor, b_row: &Tensor, params: &SinkhornPa
     Ok(g)
 }
 
-fn log_plan(cost: &Tensor, a_col: &Tensor, b_row: &Tensor, params: &SinkhornParams) -> CandleResult<Tensor> {
+fn log_plan(
+    cost: &Tensor,
+    a_col: &Tensor,
+    b_row: &Tensor,
+    params: &SinkhornParams,
+) -> CandleResult<Tensor> {
     let (row_dim, col_dim) = (cost.rank() - 2, cost.rank() - 1);
     let (log_a, log_b) = (a_col.log()?, b_row.log()?);
     let mut log_g = cost.affine(-1.0 / params.eps, 0.0)?; // (.., N, K)

@@ -45,7 +45,9 @@ impl Support {
                 got: masses.dims().to_vec(),
             });
         }
-        let masses = masses.to_dtype(points.dtype())?.to_device(points.device())?;
+        let masses = masses
+            .to_dtype(points.dtype())?
+            .to_device(points.device())?;
         Ok(Self { points, masses })
     }
 
@@ -96,9 +98,11 @@ impl Support {
 
     /// Reads a support written by [`Support::save`] onto `device`, checking keys and shapes.
     pub fn load(path: &Path, device: &Device) -> Result<Self, OtError> {
-        let mut tensors = candle_core::safetensors::load(path, device).map_err(|source| OtError::ReadSupport {
-            path: path.to_path_buf(),
-            source,
+        let mut tensors = candle_core::safetensors::load(path, device).map_err(|source| {
+            OtError::ReadSupport {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let mut take = |key: &'static str| {
             tensors.remove(key).ok_or_else(|| OtError::MissingKey {

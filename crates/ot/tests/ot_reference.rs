@@ -28,7 +28,11 @@ fn ref_cost(a: &Matrix, k: &Matrix) -> Matrix {
             k.iter()
                 .map(|kj| {
                     let kj = ref_unit(kj);
-                    ai.iter().zip(&kj).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
+                    ai.iter()
+                        .zip(&kj)
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum::<f64>()
+                        .sqrt()
                 })
                 .collect()
         })
@@ -56,12 +60,21 @@ fn ref_sinkhorn(c: &Matrix, a: &[f64], b: &[f64], eps: f64, n_iter: usize) -> (M
             }
         }
     }
-    let loss = (0..n).map(|i| (0..k).map(|j| g[i][j] * c[i][j]).sum::<f64>()).sum();
+    let loss = (0..n)
+        .map(|i| (0..k).map(|j| g[i][j] * c[i][j]).sum::<f64>())
+        .sum();
     (g, loss)
 }
 
 /// OT loss of the source memory ∪ {x0} (uniform masses) against a support.
-fn ref_ot_loss(x0: &[f64], memory: &Matrix, points: &Matrix, masses: &[f64], eps: f64, n_iter: usize) -> f64 {
+fn ref_ot_loss(
+    x0: &[f64],
+    memory: &Matrix,
+    points: &Matrix,
+    masses: &[f64],
+    eps: f64,
+    n_iter: usize,
+) -> f64 {
     let mut source = memory.clone();
     source.push(x0.to_vec());
     let a = vec![1.0 / source.len() as f64; source.len()];
@@ -107,11 +120,18 @@ fn host1(t: &Tensor) -> Vec<f64> {
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn params(eps: f64, n_iter: usize, domain: SinkhornDomain) -> SinkhornParams {
-    SinkhornParams { eps, n_iter, domain }
+    SinkhornParams {
+        eps,
+        n_iter,
+        domain,
+    }
 }
 
 // ---------- cost ----------
@@ -132,13 +152,15 @@ fn cost_matches_f64_loop_in_f64_and_f32() {
     let a = random_matrix(&mut rng, 5, 7);
     let k = random_matrix(&mut rng, 3, 7);
     let want = ref_cost(&a, &k).concat();
-    let c64 = host2(&sphere_cost(&tensor2(&a, DType::F64), &tensor2(&k, DType::F64)).unwrap()).concat();
+    let c64 =
+        host2(&sphere_cost(&tensor2(&a, DType::F64), &tensor2(&k, DType::F64)).unwrap()).concat();
     assert!(
         max_abs_diff(&c64, &want) < 1e-10,
         "f64 cost off by {}",
         max_abs_diff(&c64, &want)
     );
-    let c32 = host2(&sphere_cost(&tensor2(&a, DType::F32), &tensor2(&k, DType::F32)).unwrap()).concat();
+    let c32 =
+        host2(&sphere_cost(&tensor2(&a, DType::F32), &tensor2(&k, DType::F32)).unwrap()).concat();
     assert!(
         max_abs_diff(&c32, &want) < 1e-5,
         "f32 cost off by {}",
@@ -155,8 +177,18 @@ fn batched_cost_equals_per_problem_cost() {
     let k = Tensor::stack(&[tensor2(&k0, DType::F64), tensor2(&k1, DType::F64)], 0).unwrap();
     let c = sphere_cost(&a, &k).unwrap();
     assert_eq!(c.dims(), &[2, 4, 2]);
-    assert!(max_abs_diff(&host2(&c.get(0).unwrap()).concat(), &ref_cost(&a0, &k0).concat()) < 1e-10);
-    assert!(max_abs_diff(&host2(&c.get(1).unwrap()).concat(), &ref_cost(&a1, &k1).concat()) < 1e-10);
+    assert!(
+        max_abs_diff(
+            &host2(&c.get(0).unwrap()).concat(),
+            &ref_cost(&a0, &k0).concat()
+        ) < 1e-10
+    );
+    assert!(
+        max_abs_diff(
+            &host2(&c.get(1).unwrap()).concat(),
+            &ref_cost(&a1, &k1).concat()
+        ) < 1e-10
+    );
 }
 
 #[test]
@@ -178,7 +210,10 @@ fn cost_at_a_coincident_point_is_near_zero_with_finite_gradient() {
 #[test]
 fn sinkhorn_matches_f64_loop_and_column_marginal_is_exact() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
-    let c = ref_cost(&random_matrix(&mut rng, 6, 4), &random_matrix(&mut rng, 3, 4));
+    let c = ref_cost(
+        &random_matrix(&mut rng, 6, 4),
+        &random_matrix(&mut rng, 3, 4),
+    );
     let a = random_masses(&mut rng, 6);
     let b = random_masses(&mut rng, 3);
     for n_iter in [1, 5, 20] {
@@ -193,16 +228,27 @@ fn sinkhorn_matches_f64_loop_and_column_marginal_is_exact() {
         let plan = host2(&t.plan);
         assert!(max_abs_diff(&plan.concat(), &want_plan.concat()) < 1e-14);
         let loss = t.loss.to_scalar::<f64>().unwrap();
-        assert!((loss - want_loss).abs() < 1e-13, "loss {loss} vs {want_loss}");
-        let col_sums: Vec<f64> = (0..3).map(|j| plan.iter().map(|row| row[j]).sum()).collect();
-        assert!(max_abs_diff(&col_sums, &b) < 1e-15, "column sums {col_sums:?} vs {b:?}");
+        assert!(
+            (loss - want_loss).abs() < 1e-13,
+            "loss {loss} vs {want_loss}"
+        );
+        let col_sums: Vec<f64> = (0..3)
+            .map(|j| plan.iter().map(|row| row[j]).sum())
+            .collect();
+        assert!(
+            max_abs_diff(&col_sums, &b) < 1e-15,
+            "column sums {col_sums:?} vs {b:?}"
+        );
     }
 }
 
 #[test]
 fn sinkhorn_row_marginal_approaches_a() {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
-    let c = ref_cost(&random_matrix(&mut rng, 5, 4), &random_matrix(&mut rng, 4, 4));
+    let c = ref_cost(
+        &random_matrix(&mut rng, 5, 4),
+        &random_matrix(&mut rng, 4, 4),
+    );
     let a = random_masses(&mut rng, 5);
     let b = random_masses(&mut rng, 4);
     let row_error = |n_iter| {
@@ -217,7 +263,10 @@ fn sinkhorn_row_marginal_approaches_a() {
         max_abs_diff(&rows, &a)
     };
     let (e1, e5, e200) = (row_error(1), row_error(5), row_error(200));
-    assert!(e1 > 1e-4, "one round should leave a visible row error, got {e1}");
+    assert!(
+        e1 > 1e-4,
+        "one round should leave a visible row error, got {e1}"
+    );
     assert!(e5 < e1 && e200 < e5, "row errors {e1} {e5} {e200}");
     assert!(e200 < 1e-10, "row error after 200 rounds {e200}");
 }
@@ -225,7 +274,10 @@ fn sinkhorn_row_marginal_approaches_a() {
 #[test]
 fn sinkhorn_f32_matches_f64_loop() {
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let c = ref_cost(&random_matrix(&mut rng, 8, 6), &random_matrix(&mut rng, 5, 6));
+    let c = ref_cost(
+        &random_matrix(&mut rng, 8, 6),
+        &random_matrix(&mut rng, 5, 6),
+    );
     let a = vec![1.0 / 8.0; 8];
     let b = random_masses(&mut rng, 5);
     let (want_plan, want_loss) = ref_sinkhorn(&c, &a, &b, 0.1, 5);
@@ -237,13 +289,25 @@ fn sinkhorn_f32_matches_f64_loop() {
     )
     .unwrap();
     assert!(max_abs_diff(&host2(&t.plan).concat(), &want_plan.concat()) < 1e-6);
-    assert!((t.loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() - want_loss).abs() < 1e-5);
+    assert!(
+        (t.loss
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            - want_loss)
+            .abs()
+            < 1e-5
+    );
 }
 
 #[test]
 fn log_domain_agrees_with_plain_at_moderate_eps() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let c = ref_cost(&random_matrix(&mut rng, 7, 5), &random_matrix(&mut rng, 4, 5));
+    let c = ref_cost(
+        &random_matrix(&mut rng, 7, 5),
+        &random_matrix(&mut rng, 4, 5),
+    );
     let a = random_masses(&mut rng, 7);
     let b = random_masses(&mut rng, 4);
     let (c, a, b) = (
@@ -256,7 +320,10 @@ fn log_domain_agrees_with_plain_at_moderate_eps() {
             let plain = sinkhorn(&c, &a, &b, &params(eps, n_iter, SinkhornDomain::Plain)).unwrap();
             let log = sinkhorn(&c, &a, &b, &params(eps, n_iter, SinkhornDomain::Log)).unwrap();
             let diff = max_abs_diff(&host2(&plain.plan).concat(), &host2(&log.plan).concat());
-            assert!(diff < 1e-12, "eps {eps} n_iter {n_iter}: plans differ by {diff}");
+            assert!(
+                diff < 1e-12,
+                "eps {eps} n_iter {n_iter}: plans differ by {diff}"
+            );
         }
     }
 }
@@ -275,7 +342,9 @@ fn log_domain_survives_small_eps_where_plain_underflows() {
     let log = sinkhorn(&c, &a, &b, &params(0.002, 5, SinkhornDomain::Log)).unwrap();
     let plan = host2(&log.plan);
     assert!(plan.concat().iter().all(|v| v.is_finite()));
-    let col_sums: Vec<f64> = (0..2).map(|j| plan.iter().map(|row| row[j]).sum()).collect();
+    let col_sums: Vec<f64> = (0..2)
+        .map(|j| plan.iter().map(|row| row[j]).sum())
+        .collect();
     assert!(max_abs_diff(&col_sums, &[0.6, 0.4]) < 1e-12);
 }
 
@@ -283,20 +352,50 @@ fn log_domain_survives_small_eps_where_plain_underflows() {
 fn batched_sinkhorn_equals_per_problem() {
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let cs: Vec<Matrix> = (0..3)
-        .map(|_| ref_cost(&random_matrix(&mut rng, 4, 3), &random_matrix(&mut rng, 2, 3)))
+        .map(|_| {
+            ref_cost(
+                &random_matrix(&mut rng, 4, 3),
+                &random_matrix(&mut rng, 2, 3),
+            )
+        })
         .collect();
     let as_: Vec<Vec<f64>> = (0..3).map(|_| random_masses(&mut rng, 4)).collect();
     let bs: Vec<Vec<f64>> = (0..3).map(|_| random_masses(&mut rng, 2)).collect();
-    let stack2 =
-        |ms: &[Matrix]| Tensor::stack(&ms.iter().map(|m| tensor2(m, DType::F64)).collect::<Vec<_>>(), 0).unwrap();
-    let stack1 =
-        |vs: &[Vec<f64>]| Tensor::stack(&vs.iter().map(|v| tensor1(v, DType::F64)).collect::<Vec<_>>(), 0).unwrap();
+    let stack2 = |ms: &[Matrix]| {
+        Tensor::stack(
+            &ms.iter()
+                .map(|m| tensor2(m, DType::F64))
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .unwrap()
+    };
+    let stack1 = |vs: &[Vec<f64>]| {
+        Tensor::stack(
+            &vs.iter()
+                .map(|v| tensor1(v, DType::F64))
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .unwrap()
+    };
     for domain in [SinkhornDomain::Plain, SinkhornDomain::Log] {
-        let t = sinkhorn(&stack2(&cs), &stack1(&as_), &stack1(&bs), &params(0.1, 5, domain)).unwrap();
+        let t = sinkhorn(
+            &stack2(&cs),
+            &stack1(&as_),
+            &stack1(&bs),
+            &params(0.1, 5, domain),
+        )
+        .unwrap();
         let losses = host1(&t.loss);
         for i in 0..3 {
             let (want_plan, want_loss) = ref_sinkhorn(&cs[i], &as_[i], &bs[i], 0.1, 5);
-            assert!(max_abs_diff(&host2(&t.plan.get(i).unwrap()).concat(), &want_plan.concat()) < 1e-12);
+            assert!(
+                max_abs_diff(
+                    &host2(&t.plan.get(i).unwrap()).concat(),
+                    &want_plan.concat()
+                ) < 1e-12
+            );
             assert!((losses[i] - want_loss).abs() < 1e-12);
         }
     }
@@ -372,7 +471,10 @@ fn ot_gradient_matches_central_differences() {
             let g = ot_guidance(&x0, &memory, &support, &params(0.1, 5, domain)).unwrap();
             let loss = g.loss.to_scalar::<f64>().unwrap();
             let want_loss = ref_ot_loss(&p.x0, &p.memory, &p.points, &p.masses, 0.1, 5);
-            assert!((loss - want_loss).abs() < 1e-12, "M={m}: loss {loss} vs {want_loss}");
+            assert!(
+                (loss - want_loss).abs() < 1e-12,
+                "M={m}: loss {loss} vs {want_loss}"
+            );
             let grad = host1(&g.grad);
             let fd = central_difference_gradient(&p, 0.1, 5);
             let scale = fd.iter().map(|v| v.abs()).fold(0.0, f64::max);
@@ -396,7 +498,10 @@ fn ot_guidance_keeps_shape_and_ignores_memory_gradient() {
     assert_eq!(g.loss.dims(), &[] as &[usize]);
     let fd = central_difference_gradient(&p, 0.1, 5);
     let grad = host1(&g.grad.flatten_all().unwrap());
-    assert!(max_abs_diff(&grad, &fd) < 1e-4, "f32 gradient {grad:?} vs FD {fd:?}");
+    assert!(
+        max_abs_diff(&grad, &fd) < 1e-4,
+        "f32 gradient {grad:?} vs FD {fd:?}"
+    );
 }
 
 #[test]
@@ -409,8 +514,13 @@ fn batched_guidance_equals_single_problems_with_mixed_memory_sizes() {
         random_problem(&mut rng, 2, 3, 5),
         random_problem(&mut rng, 1, 2, 5),
     ];
-    let parts: Vec<(Tensor, Memory, Support)> = problems.iter().map(|p| to_parts(p, DType::F64)).collect();
-    let x0 = Tensor::stack(&parts.iter().map(|(x, _, _)| x.clone()).collect::<Vec<_>>(), 0).unwrap();
+    let parts: Vec<(Tensor, Memory, Support)> =
+        problems.iter().map(|p| to_parts(p, DType::F64)).collect();
+    let x0 = Tensor::stack(
+        &parts.iter().map(|(x, _, _)| x.clone()).collect::<Vec<_>>(),
+        0,
+    )
+    .unwrap();
     let memories: Vec<&Memory> = parts.iter().map(|(_, m, _)| m).collect();
     let supports: Vec<&Support> = parts.iter().map(|(_, _, s)| s).collect();
     let batch = ot_guidance_batch(&x0, &memories, &supports, &SinkhornParams::default()).unwrap();
@@ -446,7 +556,11 @@ fn three_blobs(per_blob: usize) -> Tensor {
     let mut data = Vec::new();
     for i in 0..3 * per_blob {
         for j in 0..16 {
-            let base = if j % 2 == 0 { centres[i % 3] } else { -centres[i % 3] };
+            let base = if j % 2 == 0 {
+                centres[i % 3]
+            } else {
+                -centres[i % 3]
+            };
             data.push(base + rng.gen_range(-1.0f32..1.0));
         }
     }
@@ -457,14 +571,25 @@ fn three_blobs(per_blob: usize) -> Tensor {
 fn kmeans_recovers_separated_clusters_with_correct_masses() {
     // Uneven blob sizes: 40 + 40 + 40 points plus 30 extra points in blob 0 -> masses 70/150, 40/150, 40/150.
     let base = three_blobs(40);
-    let extra = three_blobs(30).narrow(0, 0, 90).unwrap().to_vec2::<f32>().unwrap();
+    let extra = three_blobs(30)
+        .narrow(0, 0, 90)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     let extra: Vec<f32> = extra
         .iter()
         .enumerate()
         .filter(|(i, _)| i % 3 == 0)
         .flat_map(|(_, r)| r.clone())
         .collect();
-    let x = Tensor::cat(&[base, Tensor::from_vec(extra, (30, 16), &Device::Cpu).unwrap()], 0).unwrap();
+    let x = Tensor::cat(
+        &[
+            base,
+            Tensor::from_vec(extra, (30, 16), &Device::Cpu).unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
     let fit = kmeans(
         &x,
         &KMeansParams {
