@@ -188,33 +188,35 @@ fn solve_group(
     let index = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), device)?;
     let x0 = Var::from_tensor(&x.index_select(&index, 0)?)?; // (G, D)
     let m = memories[rows[0]].len();
-
-    let stack = |pick: &dyn Fn(usize) -> Tensor| -> Result<Tensor, OtError> {
-        let parts: Vec<Tensor> = rows
-            .iter()
-            .map(|&r| pick(r).to_dtype(dtype)?.to_device(device))
-            .collect::<Result<_, _>>()?;
+    let here = |t: &Tensor| t.to_dtype(dtype)?.to_device(device);
+    let stack = |pick: &dyn Fn(usize) -> candle_core::Result<Tensor>| -> Result<Tensor, OtError> {
+        let parts: Vec<Tensor> = rows.iter().map(|&r| pick(r)).collect::<Result<_, _>>()?;
         Ok(Tensor::stack(&parts, 0)?)
     };
-    let points = stack(&|r| supports[r].points().clone())?; // (G, K, D)
-    let masses = stack(&|r| supports[r].masses().clone())?; // (G, K)
-    let x0_row = x0.as_tensor().unsqueeze(1)?; // (G, 1, D)
-    let source = match m {
-        0 => x0_row,
+
+    let points = stack(&|r| here(supports[r].points()))?; // (G, K, D)
+    let masses = stack(&|r| here(supports[r].masses()))?; // (G, K)
+    let x0_cost = sphere_cost(&x0.as_tensor().unsqueeze(1)?, &points)?; // (G, 1, K)
+    let cost = match m {
+        0 => x0_cost,
         _ => {
-            let memory = stack(&|r| memories[r].latents().expect("M > 0").clone())?; // (G, M, D)
-            Tensor::cat(&[&memory, &x0_row], 1)? // (G, M+1, D)
+            // The memory's cost rows are constants: computed class by class outside the autodiff
+            // graph (stacking the (M, D) memories and differentiating through them took ~10x longer).
+            let memory_cost = stack(&|r| {
+                let latents = here(memories[r].latents().expect("M > 0 in this group"))?;
+                sphere_cost(&latents, &here(supports[r].points())?)
+            })?; // (G, M, K)
+            Tensor::cat(&[&memory_cost, &x0_cost], 1)? // (G, M+1, K)
         }
     };
     let source_masses =
         Tensor::full(1.0 / (m + 1) as f64, (rows.len(), m + 1), device)?.to_dtype(dtype)?; // (G, M+1)
 
-    let cost = sphere_cost(&source, &points)?; // (G, M+1, K)
     let transport = sinkhorn(&cost, &source_masses, &masses, params)?;
     let grads = transport.loss.sum_all()?.backward()?;
-    let grad = grads
-        .get(x0.as_tensor())
-        .cloned()
-        .unwrap_or(x0.zeros_like()?); // (G, D)
+    let grad = match grads.get(x0.as_tensor()) {
+        Some(grad) => grad.clone(),
+        None => x0.zeros_like()?,
+    }; // (G, D)
     Ok((transport.loss.detach(), grad))
 }

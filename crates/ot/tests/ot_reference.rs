@@ -47,10 +47,10 @@ fn ref_sinkhorn(c: &Matrix, a: &[f64], b: &[f64], eps: f64, n_iter: usize) -> (M
         .map(|row| row.iter().map(|x| (-x / eps).exp()).collect())
         .collect();
     for _ in 0..n_iter {
-        for i in 0..n {
-            let s: f64 = g[i].iter().sum();
-            for j in 0..k {
-                g[i][j] *= a[i] / s;
+        for (row, a_i) in g.iter_mut().zip(a) {
+            let s: f64 = row.iter().sum();
+            for v in row.iter_mut() {
+                *v *= a_i / s;
             }
         }
         for j in 0..k {
@@ -488,7 +488,7 @@ fn ot_gradient_matches_central_differences() {
 }
 
 #[test]
-fn ot_guidance_keeps_shape_and_ignores_memory_gradient() {
+fn ot_guidance_keeps_the_shape_of_x0_hat_and_works_in_f32() {
     let mut rng = ChaCha20Rng::seed_from_u64(10);
     let p = random_problem(&mut rng, 2, 3, 12);
     let (x0, memory, support) = to_parts(&p, DType::F32);
