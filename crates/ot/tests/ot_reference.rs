@@ -736,3 +736,85 @@ fn support_round_trips_through_safetensors() {
         Err(OtError::MissingKey { key: "masses", .. })
     ));
 }
+
+// ---------- PyTorch parity (oracle: tests/oracle/ot_guidance.py, torch 2.15, float64) ----------
+//
+// The oracle, in short (inputs are closed-form, rebuilt below):
+//     source = torch.cat([memory, x0[None]]); source = source / source.norm(dim=1, keepdim=True)
+//     cost = torch.cdist(source, points / points.norm(dim=1, keepdim=True), p=2)
+//     g = exp(-cost / 0.1); 5 x { g *= (a / g.sum(1))[:, None]; g *= (masses / g.sum(0))[None, :] }
+//     loss = (g * cost).sum(); loss.backward(); x0.grad
+
+// with_memory
+const TORCH_LOSS_WITH_MEMORY: f64 = 1.1049321327667703;
+const TORCH_GRAD_WITH_MEMORY: [f64; 6] = [
+    0.027247456285109453,
+    0.023015903025397452,
+    -0.029333645570150266,
+    -0.05232261408088028,
+    -0.045273725361956285,
+    -0.07553278810669369,
+];
+// empty_memory
+const TORCH_LOSS_EMPTY_MEMORY: f64 = 1.2055517456365008;
+const TORCH_GRAD_EMPTY_MEMORY: [f64; 6] = [
+    -0.05824666868299513,
+    -0.016384154626990888,
+    -0.16037023404829082,
+    -0.17428355194162784,
+    -0.06843290597325699,
+    -0.14009229509500543,
+];
+
+fn torch_oracle_problem() -> Problem {
+    let (m, k, d) = (3, 4, 6);
+    let memory = (0..m)
+        .map(|i| {
+            (0..d)
+                .map(|j| (1.3 * i as f64 + 0.7 * j as f64 + 0.1).sin())
+                .collect()
+        })
+        .collect();
+    let points = (0..k)
+        .map(|k| {
+            (0..d)
+                .map(|j| (0.9 * k as f64 - 0.4 * j as f64 + 0.3).cos())
+                .collect()
+        })
+        .collect();
+    let raw: Vec<f64> = (0..k).map(|k| 1.0 + 0.5 * (k as f64 + 1.0).sin()).collect();
+    let total: f64 = raw.iter().sum();
+    let masses = raw.iter().map(|v| v / total).collect();
+    let x0 = (0..d).map(|j| (2.1 * j as f64 - 0.5).sin() + 0.3).collect();
+    Problem {
+        x0,
+        memory,
+        points,
+        masses,
+    }
+}
+
+#[test]
+fn ot_guidance_matches_pytorch_autograd() {
+    let mut p = torch_oracle_problem();
+    for (loss_want, grad_want) in [
+        (TORCH_LOSS_WITH_MEMORY, TORCH_GRAD_WITH_MEMORY),
+        (TORCH_LOSS_EMPTY_MEMORY, TORCH_GRAD_EMPTY_MEMORY),
+    ] {
+        let (x0, memory, support) = to_parts(&p, DType::F64);
+        let g = ot_guidance(&x0, &memory, &support, &SinkhornParams::default()).unwrap();
+        let loss = g.loss.to_scalar::<f64>().unwrap();
+        assert!(
+            (loss - loss_want).abs() < 1e-12,
+            "M={}: loss {loss} vs torch {loss_want}",
+            p.memory.len()
+        );
+        let grad = host1(&g.grad);
+        assert!(
+            max_abs_diff(&grad, &grad_want) < 1e-12,
+            "M={}: {grad:?} vs torch {grad_want:?}",
+            p.memory.len()
+        );
+        p.memory.clear();
+    }
+}
