@@ -117,7 +117,7 @@ pub fn ot_guidance_batch(
         return Err(OtError::Shape {
             what: "batched x0_hat (with one memory and one support per row)",
             expected: format!(
-                "(B, ...) with B >= 1 = {} memories = {} supports",
+                "(B, ...) with B >= 1 rows, one per memory ({} given) and per support ({} given)",
                 memories.len(),
                 supports.len()
             ),
