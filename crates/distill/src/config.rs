@@ -88,7 +88,7 @@ impl Default for DistillConfig {
             beta_s: 0.01,
             noise: NoiseLaw::Uniform,
             support_points: 10,
-            kmeans_iterations: 100,
+            kmeans_iterations: 300,
             rho: 0.5,
             sinkhorn_eps: 0.1,
             sinkhorn_iterations: 5,
