@@ -91,28 +91,52 @@ impl Geometry {
         (0..self.ho).step_by(rows).map(|r0| (r0 * self.wo, rows.min(self.ho - r0) * self.wo)).collect()
     }
 
+    /// For kernel column `kj`: the output columns [lo, hi) whose input column
+    /// ow * stride + kj - pad lies inside the image.
+    fn valid_columns(&self, kj: usize) -> (usize, usize) {
+        let (s, pad) = (self.stride, self.pad);
+        let lo = if kj >= pad { 0 } else { (pad - kj).div_ceil(s) };
+        // ow * s + kj - pad <= w - 1  <=>  ow <= (w - 1 + pad - kj) / s
+        let hi = if self.w + pad > kj { ((self.w - 1 + pad - kj) / s + 1).min(self.wo) } else { 0 };
+        (lo.min(hi), hi)
+    }
+
     /// Fills `col` (k, images * len) with the receptive fields of output pixels
     /// p0..p0+len of each image in `x_group`; column index = image * len + (p - p0).
+    /// Tiles always cover whole output rows, so the work goes row by row.
     fn im2col(&self, x_group: &[f32], images: usize, p0: usize, len: usize, col: &mut [f32]) {
         let cols = images * len;
         let in_plane = self.h * self.w;
+        let (row0, rows) = (p0 / self.wo, len / self.wo);
         for ci in 0..self.c_in {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
-                    let row = (ci * self.kh + ki) * self.kw + kj;
-                    let dst_row = &mut col[row * cols..(row + 1) * cols];
+                    let r = (ci * self.kh + ki) * self.kw + kj;
+                    let (lo, hi) = self.valid_columns(kj);
+                    let dst_row = &mut col[r * cols..(r + 1) * cols];
                     for b in 0..images {
                         let src = &x_group[(b * self.c_in + ci) * in_plane..][..in_plane];
-                        let dst = &mut dst_row[b * len..(b + 1) * len];
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            let p = p0 + j;
-                            let ih = ((p / self.wo) * self.stride + ki) as isize - self.pad as isize;
-                            let iw = ((p % self.wo) * self.stride + kj) as isize - self.pad as isize;
-                            *d = if ih >= 0 && iw >= 0 && (ih as usize) < self.h && (iw as usize) < self.w {
-                                src[ih as usize * self.w + iw as usize]
+                        for oh in row0..row0 + rows {
+                            let dst = &mut dst_row[b * len + (oh - row0) * self.wo..][..self.wo];
+                            let ih = (oh * self.stride + ki) as isize - self.pad as isize;
+                            if ih < 0 || ih as usize >= self.h {
+                                dst.fill(0.0);
+                                continue;
+                            }
+                            let src_row = &src[ih as usize * self.w..][..self.w];
+                            dst[..lo].fill(0.0);
+                            dst[hi..].fill(0.0);
+                            if lo >= hi {
+                                continue;
+                            }
+                            let first = lo * self.stride + kj - self.pad;
+                            if self.stride == 1 {
+                                dst[lo..hi].copy_from_slice(&src_row[first..first + (hi - lo)]);
                             } else {
-                                0.0
-                            };
+                                for (i, d) in dst[lo..hi].iter_mut().enumerate() {
+                                    *d = src_row[first + i * self.stride];
+                                }
+                            }
                         }
                     }
                 }
@@ -124,19 +148,31 @@ impl Geometry {
     fn col2im(&self, col: &[f32], images: usize, p0: usize, len: usize, dx_group: &mut [f32]) {
         let cols = images * len;
         let in_plane = self.h * self.w;
+        let (row0, rows) = (p0 / self.wo, len / self.wo);
         for ci in 0..self.c_in {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
-                    let row = (ci * self.kh + ki) * self.kw + kj;
-                    let src_row = &col[row * cols..(row + 1) * cols];
+                    let r = (ci * self.kh + ki) * self.kw + kj;
+                    let (lo, hi) = self.valid_columns(kj);
+                    let src_row = &col[r * cols..(r + 1) * cols];
                     for b in 0..images {
                         let dst = &mut dx_group[(b * self.c_in + ci) * in_plane..][..in_plane];
-                        for (j, &v) in src_row[b * len..(b + 1) * len].iter().enumerate() {
-                            let p = p0 + j;
-                            let ih = ((p / self.wo) * self.stride + ki) as isize - self.pad as isize;
-                            let iw = ((p % self.wo) * self.stride + kj) as isize - self.pad as isize;
-                            if ih >= 0 && iw >= 0 && (ih as usize) < self.h && (iw as usize) < self.w {
-                                dst[ih as usize * self.w + iw as usize] += v;
+                        for oh in row0..row0 + rows {
+                            let ih = (oh * self.stride + ki) as isize - self.pad as isize;
+                            if ih < 0 || ih as usize >= self.h || lo >= hi {
+                                continue;
+                            }
+                            let src = &src_row[b * len + (oh - row0) * self.wo..][..self.wo];
+                            let dst_row = &mut dst[ih as usize * self.w..][..self.w];
+                            let first = lo * self.stride + kj - self.pad;
+                            if self.stride == 1 {
+                                for (d, &v) in dst_row[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                                    *d += v;
+                                }
+                            } else {
+                                for (i, &v) in src[lo..hi].iter().enumerate() {
+                                    dst_row[first + i * self.stride] += v;
+                                }
                             }
                         }
                     }

@@ -36,15 +36,21 @@ struct NormOp {
     p: NormParams,
 }
 
+/// A sum in f32 lanes of 8, accumulated in f64 per lane block: fast and accurate enough for planes.
+fn sum_f64(v: &[f32]) -> f64 {
+    v.chunks(256).map(|c| c.iter().sum::<f32>() as f64).sum()
+}
+
 /// Mean and 1/sqrt(var + eps) for every (image, channel) plane, (N * C) each; for batch
 /// statistics every image carries its channel's values.
 fn statistics(x: &[f32], n: usize, c: usize, plane: usize, p: NormParams) -> (Vec<f32>, Vec<f32>) {
     // Two passes per group: mean, then centred sum of squares.
     let group_stats = |planes: &[&[f32]]| -> (f32, f32) {
         let count: usize = planes.iter().map(|v| v.len()).sum();
-        let mean = planes.iter().flat_map(|v| v.iter()).map(|&e| e as f64).sum::<f64>() / count as f64;
-        let var = planes.iter().flat_map(|v| v.iter()).map(|&e| (e as f64 - mean).powi(2)).sum::<f64>() / count as f64;
-        (mean as f32, (1.0 / (var + p.eps).sqrt()) as f32)
+        let mean = planes.iter().map(|v| sum_f64(v)).sum::<f64>() / count as f64;
+        let m = mean as f32;
+        let var = planes.iter().map(|v| v.iter().map(|&e| ((e - m) as f64).powi(2)).sum::<f64>()).sum::<f64>() / count as f64;
+        (m, (1.0 / (var + p.eps).sqrt()) as f32)
     };
     let image = c * plane;
     match p.stats {
@@ -122,26 +128,26 @@ impl CustomOp3 for NormOp {
         let dy_data = storage_f32("norm backward", &dys, dyl)?;
         let (mean, rstd) = statistics(x_data, n, c, plane, self.p);
         let relu = self.p.relu;
-        // The gradient reaching the affine output (ReLU mask applied).
-        let dz = |i: usize, j: usize| -> f32 {
-            let k = i * plane + j;
-            if relu && y_data[k] <= 0.0 {
-                0.0
+        // dz: the gradient reaching the affine output (ReLU mask applied), per plane.
+        let dz_plane = |i: usize, out: &mut Vec<f32>| {
+            let dy = &dy_data[i * plane..(i + 1) * plane];
+            out.clear();
+            if relu {
+                let y = &y_data[i * plane..(i + 1) * plane];
+                out.extend(dy.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }));
             } else {
-                dy_data[k]
+                out.extend_from_slice(dy);
             }
         };
         // Per plane: s1 = Σ dz, s2 = Σ dz * xhat.
         let sums: Vec<(f64, f64)> = (0..n * c)
             .into_par_iter()
-            .map(|i| {
-                let (mut s1, mut s2) = (0f64, 0f64);
+            .map_init(Vec::new, |dz, i| {
+                dz_plane(i, dz);
                 let xp = &x_data[i * plane..(i + 1) * plane];
-                for (j, &xv) in xp.iter().enumerate() {
-                    let g = dz(i, j) as f64;
-                    s1 += g;
-                    s2 += g * ((xv - mean[i]) * rstd[i]) as f64;
-                }
+                let (m, r) = (mean[i], rstd[i]);
+                let s1 = sum_f64(dz);
+                let s2: f64 = dz.chunks(256).zip(xp.chunks(256)).map(|(g, x)| g.iter().zip(x).map(|(&g, &x)| g * (x - m) * r).sum::<f32>() as f64).sum();
                 (s1, s2)
             })
             .collect();
@@ -157,14 +163,15 @@ impl CustomOp3 for NormOp {
             NormStats::Batch => ((0..n * c).map(|i| (dbeta[i % c], dgamma[i % c])).collect(), n * plane),
         };
         let mut dx = vec![0f32; x_data.len()];
-        dx.par_chunks_mut(plane).enumerate().for_each(|(i, dx)| {
+        dx.par_chunks_mut(plane).enumerate().for_each_init(Vec::new, |dz, (i, dx)| {
             let (s1, s2) = group_sums[i];
             let (mean1, mean2) = ((s1 / count as f64) as f32, (s2 / count as f64) as f32);
             let k = rstd[i] * gamma_data[i % c];
+            let (m, r) = (mean[i], rstd[i]);
+            dz_plane(i, dz);
             let xp = &x_data[i * plane..(i + 1) * plane];
-            for (j, d) in dx.iter_mut().enumerate() {
-                let xhat = (xp[j] - mean[i]) * rstd[i];
-                *d = k * (dz(i, j) - mean1 - xhat * mean2);
+            for ((d, &g), &x) in dx.iter_mut().zip(dz.iter()).zip(xp) {
+                *d = k * (g - mean1 - (x - m) * r * mean2);
             }
         });
         let dev = &candle_core::Device::Cpu;
