@@ -23,6 +23,8 @@ enum Command {
     Pretrain(commands::pretrain::Args),
     /// Plain class-conditional sampling from a DiT into an ImageFolder (the `dit` baseline).
     Sample(commands::sample::Args),
+    /// Distill a labelled image set into a few synthetic images per class (DMGD and baselines).
+    Distill(commands::distill::Args),
     /// Pick real images per class (random, herding or k-center) into an ImageFolder.
     Select(commands::select::Args),
     /// Train fresh student networks on a set and test them on the real test split.
@@ -34,6 +36,7 @@ fn main() {
     let result = match cli.command {
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Sample(args) => commands::sample::run(args),
+        Command::Distill(args) => commands::distill::run(args),
         Command::Select(args) => commands::select::run(args),
         Command::Eval(args) => commands::eval::run(args),
     };

@@ -28,9 +28,13 @@ impl<T: serde::Serialize> Manifest<T> {
 
     /// Writes `dir/manifest.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(MANIFEST_FILE);
+        self.write_to(&dir.join(MANIFEST_FILE))
+    }
+
+    /// Writes the manifest to `path` atomically.
+    pub fn write_to(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
-        dmgd_data::atomic::write_file(&path, &json)
+        dmgd_data::atomic::write_file(path, &json)
             .with_context(|| format!("writing {}", path.display()))
     }
 }

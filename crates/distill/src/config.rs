@@ -14,6 +14,8 @@ pub enum Method {
     Dit,
     /// Mode guidance toward k-means modes (K = IPC).
     Mgd3,
+    /// IPC random real images per class (the standard baseline; no sampling).
+    Random,
 }
 
 /// Law of the noise n in the soft-label transform.

@@ -10,7 +10,7 @@ use crate::config::{DistillConfig, Method};
 use crate::mode_guidance::ModeGuidanceParams;
 use crate::shard::image_seed;
 use crate::soft_label::SoftLabelParams;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use dmgd_diffusion::dit::{Cfg, Dit};
 use dmgd_diffusion::gaussian::{randn, GaussianDiffusion};
 use dmgd_ot::guidance::{ot_guidance_batch, Memory};
@@ -242,17 +242,4 @@ fn check_finite(
         }
         .into()),
     }
-}
-
-/// The device a `--device` flag names: `cpu` or `cuda:N`.
-pub fn parse_device(name: &str) -> Result<Device, String> {
-    if name == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = name
-        .strip_prefix("cuda:")
-        .or_else(|| (name == "cuda").then_some("0"))
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or_else(|| format!("--device `{name}`: expected `cpu` or `cuda:N`"))?;
-    Device::new_cuda(ordinal).map_err(|e| format!("--device `{name}`: {e}"))
 }
