@@ -1,1 +1,9 @@
 //! DiT, Gaussian diffusion, autoencoders, checkpoint loading and pretraining (DESIGN.md §2–4).
+
+pub mod dit;
+pub mod error;
+pub mod gaussian;
+pub mod ops;
+pub mod train;
+
+pub use error::DiffusionError;

@@ -1,8 +1,162 @@
-//! `dmgd pretrain` (under construction).
+//! `dmgd pretrain`: train a class-conditional pixel-space DiT on Fashion-MNIST or an ImageFolder
+//! (hybrid loss, label dropout to the null class, AdamW, EMA, resumable checkpoints).
+
+use anyhow::{bail, Context, Result};
+use dmgd_data::{fashion_mnist, image_folder, ImageSet};
+use dmgd_diffusion::dit::{preset_names, DitConfig, CLASS_DROPOUT_PROB};
+use dmgd_diffusion::train::{TrainConfig, Trainer, STATE_CONFIG_FILE};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Run directory: model.json + ema.safetensors (the model), train-state.* (to resume).
+    #[arg(long)]
+    out: PathBuf,
+    /// Training images: `fashion-mnist` or the path of an ImageFolder (`<class>/<image>.png`).
+    #[arg(long, default_value = "fashion-mnist")]
+    data: String,
+    /// Where the Fashion-MNIST IDX files are.
+    #[arg(long, default_value = fashion_mnist::DEFAULT_DIR)]
+    fashion_mnist_dir: PathBuf,
+    /// DiT preset (`DiT-Ti/4`, `DiT-S/2`, ...; see the error message for the list).
+    #[arg(long, default_value = "DiT-Ti/4")]
+    preset: String,
+    /// Total optimizer steps (with --resume: the new total).
+    #[arg(long, default_value_t = 20_000)]
+    steps: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 0.9999)]
+    ema_decay: f64,
+    #[arg(long, default_value_t = CLASS_DROPOUT_PROB)]
+    class_dropout_prob: f64,
+    /// Random left-right flips of the training images (DiT does this).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    horizontal_flip: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write a checkpoint every this many steps (and at the end).
+    #[arg(long, default_value_t = 200)]
+    checkpoint_every: usize,
+    /// Continue the run in --out from its last checkpoint (settings come from the run).
+    #[arg(long)]
+    resume: bool,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`dmgd pretrain` is not built yet")
+pub fn run(args: Args) -> Result<()> {
+    let device = crate::commands::sample::parse_device(&args.device)?;
+
+    // Load the data:
+    let data: ImageSet = if args.data == "fashion-mnist" {
+        fashion_mnist::load(&args.fashion_mnist_dir, fashion_mnist::Split::Train)?
+    } else {
+        image_folder::read(
+            std::path::Path::new(&args.data),
+            &image_folder::ReadOptions::default(),
+        )
+        .with_context(|| format!("reading the ImageFolder {}", args.data))?
+    };
+    if data.shape.height != data.shape.width {
+        bail!("training images must be square, found {}", data.shape);
+    }
+
+    // Build or resume the trainer:
+    let mut trainer = if args.resume {
+        let t = Trainer::resume(&args.out, args.steps, args.checkpoint_every, &device)
+            .with_context(|| format!("resuming from {}", args.out.display()))?;
+        if t.config.dataset_fingerprint != data.fingerprint() {
+            bail!(
+                "--resume: the training data differs from the data of the run in {}",
+                args.out.display()
+            );
+        }
+        t
+    } else {
+        if args.out.join(STATE_CONFIG_FILE).exists() {
+            bail!(
+                "{} already holds a run; pass --resume to continue it",
+                args.out.display()
+            );
+        }
+        let model = DitConfig::preset(
+            &args.preset,
+            data.shape.height,
+            data.shape.channels,
+            data.num_classes(),
+        )
+        .with_context(|| format!("known presets: {}", preset_names().join(", ")))?;
+        let config = TrainConfig {
+            model,
+            batch_size: args.batch_size,
+            steps: args.steps,
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+            ema_decay: args.ema_decay,
+            class_dropout_prob: args.class_dropout_prob,
+            horizontal_flip: args.horizontal_flip,
+            seed: args.seed,
+            checkpoint_every: args.checkpoint_every,
+            dataset_fingerprint: data.fingerprint(),
+        };
+        let t = Trainer::new(config, &device)?;
+        t.save(&args.out)?; // the resolved settings are in the run directory before work starts
+        t
+    };
+    eprintln!(
+        "{}: {} parameters, {} images of {}, step {} of {}, batch {}",
+        trainer.config.model.preset,
+        trainer.num_parameters(),
+        data.len(),
+        data.shape,
+        trainer.step,
+        trainer.config.steps,
+        trainer.config.batch_size
+    );
+
+    // Train:
+    let bar = ProgressBar::new(trainer.config.steps as u64).with_position(trainer.step as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")?
+            .progress_chars("=> "),
+    );
+    let batch = trainer.config.batch_size as f64;
+    let mut loss_avg: Option<f32> = None;
+    trainer.train(&data, &args.out, |r| {
+        let avg = loss_avg.map_or(r.loss, |a| 0.98 * a + 0.02 * r.loss);
+        loss_avg = Some(avg);
+        bar.set_position(r.step as u64);
+        bar.set_message(format!(
+            "loss {:.4} (avg {avg:.4}, mse {:.4}, vb {:.4}) {:.1} img/s",
+            r.loss,
+            r.mse,
+            r.vb,
+            batch / r.seconds
+        ));
+        if r.checkpointed || r.step % 50 == 0 {
+            // Also a plain line now and then, for logs that are not a terminal.
+            let line = format!(
+                "step {} loss {:.5} loss_avg {avg:.5} {:.2} s/step{}",
+                r.step,
+                r.loss,
+                r.seconds,
+                if r.checkpointed { " checkpoint" } else { "" }
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    })?;
+    bar.finish();
+    eprintln!("EMA model in {}", args.out.display());
+    Ok(())
 }
