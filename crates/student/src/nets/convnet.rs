@@ -3,7 +3,6 @@
 //! Keys as torch `nn.Sequential`: block d is `features.{4d}` (conv) and `features.{4d+1}` (norm).
 
 use super::layers::{linear, Conv, ConvInit, ConvSpec, Norm, NormKind, Params};
-use crate::ops;
 use candle_core::{Module, Result, Tensor};
 use dmgd_data::ImageShape;
 
@@ -56,8 +55,7 @@ impl ConvNet {
         let mut x = x.clone(); // (N, C, H, W)
         for (conv, norm) in &self.blocks {
             x = conv.forward(&x)?; // (N, 128, H, W)
-            x = norm.forward(&x, true, train)?;
-            x = ops::avg_pool2d(&x, 2)?; // (N, 128, H/2, W/2)
+            x = norm.forward(&x, true, 2, train)?; // norm -> ReLU -> avg-pool 2: (N, 128, H/2, W/2)
         }
         x.flatten_from(1)
     }

@@ -150,10 +150,11 @@ impl Norm {
         Ok(Norm { weight, bias, running })
     }
 
-    /// Normalises x (N, C, H, W), then applies ReLU when `relu`. Batch norm in `train` mode
-    /// uses the batch statistics and updates the running ones.
-    pub fn forward(&self, x: &Tensor, relu: bool, train: bool) -> Result<Tensor> {
-        let params = |stats| NormParams { stats, eps: NORM_EPS, relu };
+    /// Normalises x (N, C, H, W), then applies ReLU when `relu` and k x k average pooling
+    /// when `pool` = k > 1. Batch norm in `train` mode uses the batch statistics and updates
+    /// the running ones.
+    pub fn forward(&self, x: &Tensor, relu: bool, pool: usize, train: bool) -> Result<Tensor> {
+        let params = |stats| NormParams { stats, eps: NORM_EPS, relu, pool };
         match (&self.running, train) {
             (None, _) => ops::norm(x, &self.weight, &self.bias, params(NormStats::Instance)),
             (Some((mean, var)), true) => {
@@ -175,8 +176,9 @@ impl Norm {
                 let y = x
                     .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
                     .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
-                if relu {
-                    y.relu()
+                let y = if relu { y.relu()? } else { y };
+                if pool > 1 {
+                    ops::avg_pool2d(&y, pool)
                 } else {
                     Ok(y)
                 }

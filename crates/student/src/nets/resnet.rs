@@ -63,15 +63,15 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let pooled = |t: Tensor| match self.kind {
-            ResNetKind::AvgPool if self.stride != 1 => ops::avg_pool2d(&t, self.stride),
-            _ => Ok(t),
+        let pool = match self.kind {
+            ResNetKind::AvgPool => self.stride,
+            ResNetKind::Strided => 1,
         };
-        let out = self.bn1.forward(&self.conv1.forward(x)?, true, train)?;
-        let out = pooled(out)?;
-        let out = self.bn2.forward(&self.conv2.forward(&out)?, false, train)?;
+        let pooled = |t: Tensor| if pool > 1 { ops::avg_pool2d(&t, pool) } else { Ok(t) };
+        let out = self.bn1.forward(&self.conv1.forward(x)?, true, pool, train)?; // norm -> ReLU -> [pool]
+        let out = self.bn2.forward(&self.conv2.forward(&out)?, false, 1, train)?;
         let shortcut = match &self.downsample {
-            Some((conv, norm)) => norm.forward(&pooled(conv.forward(x)?)?, false, train)?,
+            Some((conv, norm)) => norm.forward(&pooled(conv.forward(x)?)?, false, 1, train)?,
             None => x.clone(),
         };
         (out + shortcut)?.relu()
@@ -147,15 +147,15 @@ impl ResNet {
 
     /// Globally average-pooled output of the last stage, (N, 512).
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = self.stem_norm.forward(&self.stem_conv.forward(x)?, true, train)?; // (N, 64, H', W')
-        x = match (self.kind, self.stem_size) {
-            (ResNetKind::AvgPool, StemSize::Large) => ops::avg_pool2d(&x, 4)?,
-            (ResNetKind::AvgPool, StemSize::Mid) => ops::avg_pool2d(&x, 2)?,
-            (ResNetKind::Strided, StemSize::Mid | StemSize::Large) => {
-                ops::max_pool2d(&x, MaxPoolParams { kernel: 3, stride: 2, padding: 1 })?
-            }
-            (_, StemSize::Small) => x,
+        let stem_pool = match (self.kind, self.stem_size) {
+            (ResNetKind::AvgPool, StemSize::Large) => 4,
+            (ResNetKind::AvgPool, StemSize::Mid) => 2,
+            _ => 1,
         };
+        let mut x = self.stem_norm.forward(&self.stem_conv.forward(x)?, true, stem_pool, train)?; // (N, 64, H', W')
+        if self.kind == ResNetKind::Strided && self.stem_size != StemSize::Small {
+            x = ops::max_pool2d(&x, MaxPoolParams { kernel: 3, stride: 2, padding: 1 })?;
+        }
         for block in &self.layers {
             x = block.forward(&x, train)?;
         }

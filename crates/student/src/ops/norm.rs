@@ -25,9 +25,14 @@ pub struct NormParams {
     pub eps: f64,
     /// Apply ReLU to the output (fused).
     pub relu: bool,
+    /// Then average-pool with k x k windows, stride k (fused; 1 = no pooling). Like torch
+    /// `avg_pool2d`, rows and columns past the last whole window are dropped.
+    pub pool: usize,
 }
 
-/// y = [relu]((x - mean) / sqrt(var + eps) * gamma + beta). x: (N, C, H, W), gamma, beta: (C).
+/// y = [avg_pool_k]([relu]((x - mean) / sqrt(var + eps) * gamma + beta)).
+/// x: (N, C, H, W), gamma, beta: (C); y: (N, C, H / k, W / k).
+/// Fusing the three keeps the full-size normalised map out of memory in both passes.
 pub fn norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: NormParams) -> Result<Tensor> {
     x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, NormOp { p })
 }
@@ -41,32 +46,62 @@ fn sum_f64(v: &[f32]) -> f64 {
     v.chunks(256).map(|c| c.iter().sum::<f32>() as f64).sum()
 }
 
-/// Mean and 1/sqrt(var + eps) for every (image, channel) plane, (N * C) each; for batch
-/// statistics every image carries its channel's values.
-fn statistics(x: &[f32], n: usize, c: usize, plane: usize, p: NormParams) -> (Vec<f32>, Vec<f32>) {
-    // Two passes per group: mean, then centred sum of squares.
-    let group_stats = |planes: &[&[f32]]| -> (f32, f32) {
-        let count: usize = planes.iter().map(|v| v.len()).sum();
-        let mean = planes.iter().map(|v| sum_f64(v)).sum::<f64>() / count as f64;
-        let m = mean as f32;
-        let var = planes.iter().map(|v| v.iter().map(|&e| ((e - m) as f64).powi(2)).sum::<f64>()).sum::<f64>() / count as f64;
-        (m, (1.0 / (var + p.eps).sqrt()) as f32)
-    };
-    let image = c * plane;
+/// Mean and 1/sqrt(var + eps) over the given planes (two passes: mean, then centred squares).
+fn group_stats(planes: &[&[f32]], eps: f64) -> (f32, f32) {
+    let count: usize = planes.iter().map(|v| v.len()).sum();
+    let mean = planes.iter().map(|v| sum_f64(v)).sum::<f64>() / count as f64;
+    let m = mean as f32;
+    let var = planes
+        .iter()
+        .map(|v| v.chunks(256).map(|c| c.iter().map(|&e| (e - m) * (e - m)).sum::<f32>() as f64).sum::<f64>())
+        .sum::<f64>()
+        / count as f64;
+    (m, (1.0 / (var + eps).sqrt()) as f32)
+}
+
+/// Per-channel statistics over the batch (batch norm), or None for instance norm, whose
+/// statistics are computed plane by plane where they are used.
+fn batch_statistics(x: &[f32], n: usize, c: usize, plane: usize, p: NormParams) -> Option<Vec<(f32, f32)>> {
     match p.stats {
-        NormStats::Instance => (0..n * c)
-            .into_par_iter()
-            .map(|i| group_stats(&[&x[i * plane..(i + 1) * plane]]))
-            .unzip(),
-        NormStats::Batch => {
-            let per_channel: Vec<(f32, f32)> = (0..c)
+        NormStats::Instance => None,
+        NormStats::Batch => Some(
+            (0..c)
                 .into_par_iter()
                 .map(|ci| {
-                    let planes: Vec<&[f32]> = (0..n).map(|ni| &x[ni * image + ci * plane..][..plane]).collect();
-                    group_stats(&planes)
+                    let planes: Vec<&[f32]> = (0..n).map(|ni| &x[(ni * c + ci) * plane..][..plane]).collect();
+                    group_stats(&planes, p.eps)
                 })
-                .collect();
-            (0..n * c).map(|i| per_channel[i % c]).unzip()
+                .collect(),
+        ),
+    }
+}
+
+/// Sizes of one call: planes of h x w, pooled to ho x wo with window k.
+#[derive(Clone, Copy)]
+struct Dims {
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl NormOp {
+    fn dims(&self, shape: &[usize]) -> Result<(usize, Dims)> {
+        let &[n, c, h, w] = shape else { candle_core::bail!("norm: expected (N, C, H, W), got {shape:?}") };
+        let k = self.p.pool.max(1);
+        if h < k || w < k {
+            candle_core::bail!("norm: {h}x{w} planes are smaller than the {k}x{k} pooling window");
+        }
+        Ok((n, Dims { c, h, w, k, ho: h / k, wo: w / k }))
+    }
+
+    /// Statistics of plane i: from the batch table, or computed from the plane itself.
+    fn plane_stats(&self, batch: &Option<Vec<(f32, f32)>>, i: usize, d: Dims, x_plane: &[f32]) -> (f32, f32) {
+        match batch {
+            Some(table) => table[i % d.c],
+            None => group_stats(&[x_plane], self.p.eps),
         }
     }
 }
@@ -88,69 +123,119 @@ impl CustomOp3 for NormOp {
         let x = contiguous_f32(self.name(), s1, l1)?;
         let gamma = contiguous_f32(self.name(), s2, l2)?;
         let beta = contiguous_f32(self.name(), s3, l3)?;
-        let &[n, c, h, w] = l1.dims() else { candle_core::bail!("norm: expected (N, C, H, W), got {:?}", l1.dims()) };
-        if gamma.len() != c || beta.len() != c {
-            candle_core::bail!("norm: {c} channels but affine parameters of {} and {}", gamma.len(), beta.len());
+        let (n, d) = self.dims(l1.dims())?;
+        if gamma.len() != d.c || beta.len() != d.c {
+            candle_core::bail!("norm: {} channels but affine parameters of {} and {}", d.c, gamma.len(), beta.len());
         }
-        let plane = h * w;
-        let (mean, rstd) = statistics(x, n, c, plane, self.p);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (y, x))| {
-            let scale = rstd[i] * gamma[i % c];
-            let shift = beta[i % c] - mean[i] * scale;
-            if self.p.relu {
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = (x * scale + shift).max(0.0));
-            } else {
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * scale + shift);
+        let (plane, out_plane) = (d.h * d.w, d.ho * d.wo);
+        let batch = batch_statistics(x, n, d.c, plane, self.p);
+        let relu = self.p.relu;
+        let mut y = vec![0f32; n * d.c * out_plane];
+        y.par_chunks_mut(out_plane).zip(x.par_chunks(plane)).enumerate().for_each_init(Vec::new, |act, (i, (y, x))| {
+            let (mean, rstd) = self.plane_stats(&batch, i, d, x);
+            let scale = rstd * gamma[i % d.c];
+            let shift = beta[i % d.c] - mean * scale;
+            let f = |v: f32| if relu { (v * scale + shift).max(0.0) } else { v * scale + shift };
+            if d.k == 1 {
+                y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
+                return;
+            }
+            // Pool: sum k rows of activations into the output row, then scale.
+            act.resize(d.w, 0.0);
+            let inv = 1.0 / (d.k * d.k) as f32;
+            for oh in 0..d.ho {
+                let out = &mut y[oh * d.wo..(oh + 1) * d.wo];
+                out.fill(0.0);
+                for r in 0..d.k {
+                    let row = &x[(oh * d.k + r) * d.w..][..d.w];
+                    act.iter_mut().zip(row).for_each(|(a, &v)| *a = f(v));
+                    for (o, win) in out.iter_mut().zip(act.chunks_exact(d.k)) {
+                        *o += win.iter().sum::<f32>();
+                    }
+                }
+                out.iter_mut().for_each(|o| *o *= inv);
             }
         });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((CpuStorage::F32(y), Shape::from_dims(&[n, d.c, d.ho, d.wo])))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
-        y: &Tensor,
+        beta: &Tensor,
+        _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (n, c, h, w) = x.dims4()?;
-        let plane = h * w;
+        let (n, d) = self.dims(x.dims())?;
+        let c = d.c;
+        let (plane, out_plane) = (d.h * d.w, d.ho * d.wo);
         let dy = dy.contiguous()?;
         let (xs, xl) = x.storage_and_layout();
         let x_data = storage_f32("norm backward", &xs, xl)?;
         let (gs, gl) = gamma.storage_and_layout();
         let gamma_data = storage_f32("norm backward", &gs, gl)?;
-        let (ys, yl) = y.storage_and_layout();
-        let y_data = storage_f32("norm backward", &ys, yl)?;
+        let (bs, bl) = beta.storage_and_layout();
+        let beta_data = storage_f32("norm backward", &bs, bl)?;
         let (dys, dyl) = dy.storage_and_layout();
         let dy_data = storage_f32("norm backward", &dys, dyl)?;
-        let (mean, rstd) = statistics(x_data, n, c, plane, self.p);
-        let relu = self.p.relu;
-        // dz: the gradient reaching the affine output (ReLU mask applied), per plane.
-        let dz_plane = |i: usize, out: &mut Vec<f32>| {
-            let dy = &dy_data[i * plane..(i + 1) * plane];
-            out.clear();
-            if relu {
-                let y = &y_data[i * plane..(i + 1) * plane];
-                out.extend(dy.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }));
+        let batch = batch_statistics(x_data, n, c, plane, self.p);
+        let (relu, k) = (self.p.relu, d.k);
+        let inv = 1.0 / (k * k) as f32;
+        // dz of plane i: the gradient reaching the affine output (un-pooled, ReLU mask applied).
+        let dz_plane = |i: usize, (mean, rstd): (f32, f32), dz: &mut Vec<f32>| {
+            let xp = &x_data[i * plane..(i + 1) * plane];
+            let dyp = &dy_data[i * out_plane..(i + 1) * out_plane];
+            dz.clear();
+            if k == 1 {
+                dz.extend_from_slice(dyp);
             } else {
-                out.extend_from_slice(dy);
+                dz.resize(plane, 0.0);
+                for ih in 0..d.h {
+                    let row = &mut dz[ih * d.w..(ih + 1) * d.w];
+                    if ih >= d.ho * k {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let src = &dyp[(ih / k) * d.wo..][..d.wo];
+                    if k == 2 {
+                        for (pair, &g) in row.chunks_exact_mut(2).zip(src) {
+                            pair[0] = g * inv;
+                            pair[1] = g * inv;
+                        }
+                    } else {
+                        for (win, &g) in row.chunks_exact_mut(k).zip(src) {
+                            win.fill(g * inv);
+                        }
+                    }
+                    row[d.wo * k..].fill(0.0);
+                }
+            }
+            if relu {
+                let scale = rstd * gamma_data[i % c];
+                let shift = beta_data[i % c] - mean * scale;
+                dz.iter_mut().zip(xp).for_each(|(g, &x)| *g = if x * scale + shift > 0.0 { *g } else { 0.0 });
             }
         };
-        // Per plane: s1 = Σ dz, s2 = Σ dz * xhat.
-        let sums: Vec<(f64, f64)> = (0..n * c)
+        // Per plane: statistics, s1 = Σ dz, s2 = Σ dz * xhat.
+        let per_plane: Vec<((f32, f32), f64, f64)> = (0..n * c)
             .into_par_iter()
             .map_init(Vec::new, |dz, i| {
-                dz_plane(i, dz);
                 let xp = &x_data[i * plane..(i + 1) * plane];
-                let (m, r) = (mean[i], rstd[i]);
+                let (m, r) = self.plane_stats(&batch, i, d, xp);
+                dz_plane(i, (m, r), dz);
                 let s1 = sum_f64(dz);
-                let s2: f64 = dz.chunks(256).zip(xp.chunks(256)).map(|(g, x)| g.iter().zip(x).map(|(&g, &x)| g * (x - m) * r).sum::<f32>() as f64).sum();
-                (s1, s2)
+                let s2: f64 = dz
+                    .chunks(256)
+                    .zip(xp.chunks(256))
+                    .map(|(g, x)| g.iter().zip(x).map(|(&g, &x)| g * (x - m)).sum::<f32>() as f64)
+                    .sum::<f64>()
+                    * r as f64;
+                ((m, r), s1, s2)
             })
             .collect();
+        let stats: Vec<(f32, f32)> = per_plane.iter().map(|p| p.0).collect();
+        let sums: Vec<(f64, f64)> = per_plane.iter().map(|p| (p.1, p.2)).collect();
         let mut dgamma = vec![0f64; c];
         let mut dbeta = vec![0f64; c];
         for (i, &(s1, s2)) in sums.iter().enumerate() {
@@ -166,12 +251,13 @@ impl CustomOp3 for NormOp {
         dx.par_chunks_mut(plane).enumerate().for_each_init(Vec::new, |dz, (i, dx)| {
             let (s1, s2) = group_sums[i];
             let (mean1, mean2) = ((s1 / count as f64) as f32, (s2 / count as f64) as f32);
-            let k = rstd[i] * gamma_data[i % c];
-            let (m, r) = (mean[i], rstd[i]);
-            dz_plane(i, dz);
+            let (m, r) = stats[i];
+            dz_plane(i, (m, r), dz);
+            let kk = r * gamma_data[i % c];
+            let (a, b) = (r * mean2, mean1);
             let xp = &x_data[i * plane..(i + 1) * plane];
             for ((d, &g), &x) in dx.iter_mut().zip(dz.iter()).zip(xp) {
-                *d = k * (g - mean1 - (x - m) * r * mean2);
+                *d = kk * (g - b - (x - m) * a);
             }
         });
         let dev = &candle_core::Device::Cpu;
@@ -237,8 +323,9 @@ mod tests {
             .unwrap()
             .broadcast_add(&beta.reshape((1, c, 1, 1)).unwrap())
             .unwrap();
-        if p.relu {
-            y.relu().unwrap()
+        let y = if p.relu { y.relu().unwrap() } else { y };
+        if p.pool > 1 {
+            y.avg_pool2d(p.pool).unwrap()
         } else {
             y
         }
@@ -247,22 +334,22 @@ mod tests {
     #[test]
     fn matches_composed_ops_forward_and_backward() {
         for (i, stats) in [NormStats::Instance, NormStats::Batch].into_iter().enumerate() {
-            for relu in [false, true] {
-                let p = NormParams { stats, eps: 1e-5, relu };
-                let seed = 100 + 10 * i as u64 + relu as u64;
+            for (relu, pool) in [(false, 1), (true, 1), (true, 2), (false, 2)] {
+                let p = NormParams { stats, eps: 1e-5, relu, pool };
+                let seed = 100 + 10 * i as u64 + relu as u64 + 2 * pool as u64;
                 // An offset mean checks the statistics are not computed naively around 0.
-                let x = Var::from_tensor(&randn(&[3, 4, 5, 6], seed).affine(2.0, 3.0).unwrap()).unwrap();
+                let x = Var::from_tensor(&randn(&[3, 4, 6, 8], seed).affine(2.0, 3.0).unwrap()).unwrap();
                 let gamma = Var::from_tensor(&randn(&[4], seed + 1)).unwrap();
                 let beta = Var::from_tensor(&randn(&[4], seed + 2)).unwrap();
                 let ours = norm(&x, &gamma, &beta, p).unwrap();
                 let theirs = composed(&x, &gamma, &beta, p);
-                assert!(max_abs_diff(&ours, &theirs) < 1e-4, "{stats:?} relu={relu} forward");
+                assert!(max_abs_diff(&ours, &theirs) < 1e-4, "{stats:?} relu={relu} pool={pool} forward");
                 let probe = randn(ours.dims(), seed + 3);
                 let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
                 let g2 = (&theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
                 for (name, v) in [("x", &x), ("gamma", &gamma), ("beta", &beta)] {
                     let d = max_abs_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
-                    assert!(d < 1e-3, "{stats:?} relu={relu} grad {name}: {d}");
+                    assert!(d < 1e-3, "{stats:?} relu={relu} pool={pool} grad {name}: {d}");
                 }
             }
         }
