@@ -1,5 +1,6 @@
 //! DiT, Gaussian diffusion, autoencoders, checkpoint loading and pretraining (DESIGN.md §2–4).
 
+pub mod checkpoint;
 pub mod dit;
 pub mod error;
 pub mod gaussian;

@@ -60,8 +60,9 @@ impl PatchEmbed {
 /// [cos(t f_k), sin(t f_k)], f_k = exp(-ln(10000) k / 128).
 pub fn timestep_frequency_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
     let half = dim / 2;
+    // In f32 like the reference (`torch.exp(-log(P) * arange(half, float32) / half)`).
     let freqs: Vec<f32> = (0..half)
-        .map(|k| (-(MAX_PERIOD.ln()) * k as f64 / half as f64).exp() as f32)
+        .map(|k| (-(MAX_PERIOD.ln() as f32) * k as f32 / half as f32).exp())
         .collect();
     let freqs = Tensor::from_vec(freqs, (1, half), t.device())?; // (1, half)
     let args = t.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?; // (N, half)
