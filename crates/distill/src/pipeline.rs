@@ -118,7 +118,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, Pip
                 })
             }
             Existing::Overwrite => run_dir.clear(&name_refs)?,
-            Existing::Resume => {}
+            Existing::Resume => run_dir.sweep_temporaries(&name_refs)?,
         }
     }
     check_latent_shape(job, &device)?;

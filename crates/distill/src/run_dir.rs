@@ -1,17 +1,20 @@
 //! The output directory of a distillation run:
 //!
-//!     OUT/images/<class>/<index>.png     the synthetic images (an ImageFolder)
-//!     OUT/latents/<class>/<index>.safetensors   final latents: the memory a resumed run needs
-//!     OUT/manifest.json                  (or manifest.shard-<i>-of-<n>.json)
-//!     OUT/grid.png                       (or grid.shard-<i>-of-<n>.png)
+//! ```text
+//! OUT/images/<class>/<index>.png            the synthetic images (an ImageFolder)
+//! OUT/latents/<class>/<index>.safetensors   final latents: the memory a resumed run needs
+//! OUT/manifest.json                         (or manifest.shard-<i>-of-<n>.json)
+//! OUT/grid.png                              (or grid.shard-<i>-of-<n>.png)
+//! ```
 //!
 //! The latents stay outside `images/` so that ImageFolder readers (torchvision's included)
-//! see only class folders of images. Every file is written under a temporary name and renamed, so a killed run leaves only
-//! whole files. An image counts as done when both its latent and its PNG exist.
+//! see only class folders of images. Every file is written under a temporary name and
+//! renamed, so a killed run leaves only whole files (and temporaries, swept on resume).
+//! An image counts as done when both its latent and its PNG exist.
 
 use crate::shard::Shard;
 use candle_core::{Device, Tensor};
-use dmgd_data::atomic::{temp_sibling, write_file};
+use dmgd_data::atomic::write_file;
 use dmgd_data::image_folder::image_file_name;
 use dmgd_data::DataError;
 use std::path::{Path, PathBuf};
@@ -92,6 +95,23 @@ impl RunDir {
         Ok(())
     }
 
+    /// Removes the temporary files a killed run left in this run's class folders.
+    pub fn sweep_temporaries(&self, class_names: &[&str]) -> Result<(), DataError> {
+        for c in class_names {
+            for dir in [self.root.join(IMAGES_DIR).join(c), self.root.join(LATENTS_DIR).join(c)] {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') && name.ends_with(".tmp") {
+                        let path = entry.path();
+                        std::fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// How many images of the class are complete, counting from 0 without gaps.
     pub fn completed(&self, class_name: &str, ipc: usize) -> usize {
         (0..ipc)
@@ -110,17 +130,15 @@ impl RunDir {
     ) -> Result<(), DataError> {
         let path = self.latent_path(class_name, index);
         create_parent(&path)?;
-        let tmp = temp_sibling(&path);
         let latent = latent
             .to_device(&Device::Cpu)
             .and_then(|t| t.contiguous())
             .map_err(|e| DataError::io(&path, std::io::Error::other(e)))?;
-        candle_core::safetensors::save(
-            &std::collections::HashMap::from([(LATENT_KEY, latent)]),
-            &tmp,
-        )
-        .map_err(|e| DataError::io(&tmp, std::io::Error::other(e)))?;
-        std::fs::rename(&tmp, &path).map_err(|e| DataError::io(&path, e))
+        // Serialised in memory and written by `write_file`: the safetensors file writer uses
+        // temporary names of its own, which a killed run would leave behind.
+        let bytes = safetensors::serialize([(LATENT_KEY, &latent)], None)
+            .map_err(|e| DataError::io(&path, std::io::Error::other(e)))?;
+        write_file(&path, &bytes)
     }
 
     pub fn read_latent(
