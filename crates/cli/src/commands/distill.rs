@@ -3,7 +3,7 @@
 use crate::dataset::{DataArgs, DataSource};
 use crate::manifest::{sha256_file, Manifest};
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::Device;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{class_list, ImageSet};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
@@ -423,19 +423,18 @@ pub fn default_model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fashion-mnist-dit")
 }
 
-/// Loads a DiT from a `dmgd pretrain` directory (model.json + ema.safetensors).
+/// Loads a DiT strictly: a `dmgd pretrain` directory (its EMA weights and model.json) or a
+/// .pt / .safetensors state dict (configuration from model.json beside it, else inferred).
 fn load_dit(path: Option<&Path>, device: &Device) -> Result<(Dit, PathBuf)> {
-    let dir = path
+    let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(default_model_dir);
-    let config_path = dir.join(dmgd_diffusion::train::MODEL_CONFIG_FILE);
-    let weights = dir.join(dmgd_diffusion::train::EMA_FILE);
-    let text = std::fs::read_to_string(&config_path)
-        .with_context(|| format!("reading DiT config {}", config_path.display()))?;
-    let cfg: DitConfig = serde_json::from_str(&text)
-        .with_context(|| format!("parsing {}", config_path.display()))?;
-    // SAFETY: the file is not modified while mapped (we only read checkpoints).
-    let vb =
-        unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device)? };
-    Ok((Dit::load(&cfg, vb)?, weights))
+    let weights = if path.is_dir() {
+        path.join(dmgd_diffusion::train::EMA_FILE)
+    } else {
+        path
+    };
+    let dit = dmgd_diffusion::checkpoint::load_dit(&weights, None, device)
+        .with_context(|| format!("loading DiT checkpoint {}", weights.display()))?;
+    Ok((dit, weights))
 }
