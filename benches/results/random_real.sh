@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Random real subsets of Fashion-MNIST under the `dc` protocol (ConvNet-3, no augmentation):
+# 5 sets (seeds 0..4) x 1 fresh network each, 300 epochs, for each IPC given (default 1 10 50);
+# tested once, after the last epoch (the DC protocol's number; testing 10,000 images is the
+# dominant CPU cost at IPC 1 and 10).
+# Writes runs/random-ipc<N>-s<seed>/ (ImageFolder + manifest.json) and runs/eval-random-ipc<N>/.
+#
+#   benches/results/random_real.sh 1 10 50
+#   DMGD=path/to/dmgd EPOCHS=300 benches/results/random_real.sh 10
+set -euo pipefail
+DMGD=${DMGD:-target/release/dmgd}
+EPOCHS=${EPOCHS:-300}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+for ipc in "${@:-1 10 50}"; do
+  sets=()
+  for seed in $SEEDS; do
+    dir=runs/random-ipc$ipc-s$seed
+    "$DMGD" select --method random --ipc "$ipc" --seed "$seed" --out "$dir" --overwrite
+    sets+=(--train "$dir")
+  done
+  start=$(date +%s)
+  "$DMGD" eval "${sets[@]}" --net convnet3 --protocol dc --augment none --epochs "$EPOCHS" \
+    --test-every "$EPOCHS" --repeats 1 --seed 0 --out "runs/eval-random-ipc$ipc" --overwrite
+  echo "IPC $ipc: $(( $(date +%s) - start )) s wall"
+done

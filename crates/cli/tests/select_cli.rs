@@ -1,0 +1,602 @@
+//! `dmgd select` and `dmgd eval` through the built binary on a tiny ImageFolder (3 classes x 8
+//! images of 28 x 28): the random, herding and k-center outputs and manifests, the embedding
+//! cache, and bad input (missing data, empty class, corrupt PNG, IPC above a class size,
+//! unknown net), each of which must name the problem and leave no output behind.
+
+use dmgd_data::image_folder::{self, ReadOptions};
+use dmgd_data::{ImageSet, ImageShape};
+use dmgd_distill::coreset;
+use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLASSES: [&str; 3] = ["a-circle", "b-bar", "c-noise"];
+const PER_CLASS: usize = 8;
+
+/// 28 x 28 grayscale images whose class shows in the pattern, with noise so no two are equal.
+fn tiny_set() -> ImageSet {
+    let shape = ImageShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..CLASSES.len() * PER_CLASS {
+        let y = i % CLASSES.len(); // interleaved, so set order differs from class order
+        for r in 0..28i32 {
+            for c in 0..28i32 {
+                let base = match y {
+                    0 => {
+                        if (r - 14).pow(2) + (c - 14).pow(2) < 64 {
+                            200
+                        } else {
+                            20
+                        }
+                    }
+                    1 => {
+                        if (10..18).contains(&c) {
+                            220
+                        } else {
+                            30
+                        }
+                    }
+                    _ => 100,
+                };
+                pixels.push((base + rng.gen_range(0..40)).min(255) as u8);
+            }
+        }
+        labels.push(y);
+    }
+    ImageSet {
+        shape,
+        pixels,
+        labels,
+        class_names: CLASSES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn write_tiny_folder(root: &Path) -> ImageSet {
+    let set = tiny_set();
+    image_folder::write(&set, root, false).unwrap();
+    // What the binary sees: the folder read back (class-major order).
+    image_folder::read(root, &ReadOptions::default()).unwrap()
+}
+
+fn dmgd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dmgd"))
+        .args(args)
+        .output()
+        .expect("running dmgd")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = dmgd(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "dmgd {args:?} failed:\n{stderr}");
+    stderr
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = dmgd(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "dmgd {args:?} should have failed; stderr:\n{stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "dmgd {args:?}: {stderr}");
+    stderr
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn indices(manifest: &Value) -> Vec<Vec<usize>> {
+    serde_json::from_value(manifest["details"]["source_indices"].clone()).unwrap()
+}
+
+/// Nothing of `out` exists, and no staging directory or temporary file is left next to it.
+fn assert_no_output(out: &Path) {
+    assert!(!out.exists(), "{} was left behind", out.display());
+    let parent = out.parent().unwrap();
+    if parent.exists() {
+        let leftovers: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn random_selection_writes_the_chosen_images_and_a_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let real = write_tiny_folder(&data);
+    let out = tmp.path().join("sel");
+    ok(&[
+        "select",
+        "--method",
+        "random",
+        "--ipc",
+        "3",
+        "--seed",
+        "7",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+
+    let m = manifest(&out);
+    let d = &m["details"];
+    assert_eq!(
+        (d["method"].as_str(), d["ipc"].as_u64(), d["seed"].as_u64()),
+        (Some("random"), Some(3), Some(7))
+    );
+    assert_eq!(
+        d["dataset_fingerprint"].as_str().unwrap(),
+        real.fingerprint()
+    );
+    assert!(d["embedding"].is_null());
+    let picks = indices(&m);
+    assert_eq!(picks.len(), 3);
+    for (c, class) in picks.iter().enumerate() {
+        let mut distinct = class.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "class {c}: {class:?}");
+        assert!(
+            class.iter().all(|&i| real.labels[i] == c),
+            "class {c}: {class:?}"
+        );
+    }
+    // The folder holds exactly those images, byte for byte, in selection order.
+    let written = image_folder::read(&out, &ReadOptions::default()).unwrap();
+    let expected = real.subset(&picks.concat());
+    assert_eq!(
+        (written.shape, &written.labels, &written.class_names),
+        (expected.shape, &expected.labels, &expected.class_names)
+    );
+    assert!(written.pixels == expected.pixels);
+
+    // Same seed, same choice; another seed, another one.
+    let again = tmp.path().join("again");
+    ok(&[
+        "select",
+        "--ipc",
+        "3",
+        "--seed",
+        "7",
+        "--data",
+        s(&data),
+        "--out",
+        s(&again),
+    ]);
+    assert_eq!(indices(&manifest(&again)), picks);
+    let other = tmp.path().join("other");
+    ok(&[
+        "select",
+        "--ipc",
+        "3",
+        "--seed",
+        "8",
+        "--data",
+        s(&data),
+        "--out",
+        s(&other),
+    ]);
+    assert_ne!(indices(&manifest(&other)), picks);
+
+    // An existing output is refused, and kept.
+    let err = fails(&["select", "--ipc", "2", "--data", s(&data), "--out", s(&out)]);
+    assert!(
+        err.contains("already exists") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(indices(&manifest(&out)), picks);
+}
+
+/// Herding and k-center on the embedding of a trained ConvNet-3: the picks equal herding /
+/// k-center run here on `Classifier::features` of the cached network, class by class; the
+/// network is trained once and then taken from the cache or from --embedding.
+#[test]
+fn herding_and_kcenter_use_a_cached_trained_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let real = write_tiny_folder(&data);
+    let cache = tmp.path().join("cache");
+    let common = [
+        "--ipc",
+        "3",
+        "--embedding-epochs",
+        "2",
+        "--embedding-seed",
+        "3",
+        "--data",
+        s(&data),
+        "--cache-dir",
+        s(&cache),
+    ];
+    let run = |method: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec!["select", "--method", method, "--out", s(out)];
+        args.extend(common);
+        args.extend(extra);
+        ok(&args)
+    };
+
+    let first = tmp.path().join("herding");
+    let log = run("herding", &first, &[]);
+    assert!(
+        log.contains("training the convnet3 embedding network"),
+        "{log}"
+    );
+    let m = manifest(&first);
+    let e = &m["details"]["embedding"];
+    assert_eq!(
+        (e["origin"].as_str(), e["net"].as_str(), e["layer"].as_str()),
+        (Some("trained"), Some("convnet3"), Some("penultimate"))
+    );
+    assert_eq!(e["feature_dim"].as_u64(), Some(128 * 4 * 4)); // 28 -> (pad 3) 32 -> 16 -> 8 -> 4
+    let t = &e["training"];
+    assert_eq!(
+        (t["config"]["epochs"].as_u64(), t["config"]["seed"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(
+        (t["config"]["protocol"].as_str(), t["train_images"].as_u64()),
+        (Some("dc"), Some(24))
+    );
+    assert_eq!(
+        t["dataset_fingerprint"].as_str().unwrap(),
+        real.fingerprint()
+    );
+    let weights = PathBuf::from(e["weights"].as_str().unwrap());
+    assert!(
+        weights.starts_with(&cache) && weights.is_file(),
+        "{}",
+        weights.display()
+    );
+    assert_eq!(e["weights_sha256"].as_str().unwrap().len(), 64);
+
+    // The picks are herding on the penultimate features of that network, per class.
+    let spec = NetSpec {
+        arch: Arch::ConvNet { depth: 3 },
+        norm: NormKind::Instance,
+        input: real.shape,
+        num_classes: 3,
+    };
+    let classifier = Classifier::load(spec, Protocol::Dc, &weights).unwrap();
+    let by_method = |pick: fn(&[f32], usize, usize) -> Vec<usize>| -> Vec<Vec<usize>> {
+        real.indices_by_class()
+            .iter()
+            .map(|members| {
+                let f = classifier.features(&real.subset(members)).unwrap(); // (8, 2048)
+                let dim = f.dim(1).unwrap();
+                pick(&f.flatten_all().unwrap().to_vec1::<f32>().unwrap(), dim, 3)
+                    .into_iter()
+                    .map(|p| members[p])
+                    .collect()
+            })
+            .collect()
+    };
+    let herding = by_method(coreset::herding);
+    assert_eq!(indices(&m), herding);
+
+    // Second selection: no training, the cached network, the same picks.
+    let second = tmp.path().join("herding2");
+    let log = run("herding", &second, &[]);
+    assert!(
+        log.contains("from the cache") && !log.contains("training the"),
+        "{log}"
+    );
+    assert_eq!(
+        manifest(&second)["details"]["embedding"]["origin"].as_str(),
+        Some("cached")
+    );
+    assert_eq!(indices(&manifest(&second)), herding);
+    let cached: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(cached.len(), 2, "one network and its sidecar: {cached:?}");
+
+    // k-center from the same cache.
+    let kc = tmp.path().join("kcenter");
+    run("kcenter", &kc, &[]);
+    assert_eq!(manifest(&kc)["details"]["method"].as_str(), Some("kcenter"));
+    assert_eq!(indices(&manifest(&kc)), by_method(coreset::kcenter));
+
+    // --embedding: a saved classifier, recorded as a file.
+    let given = tmp.path().join("given");
+    run("herding", &given, &["--embedding", s(&weights)]);
+    let e = &manifest(&given)["details"]["embedding"];
+    assert_eq!(
+        (e["origin"].as_str(), e["weights"].as_str()),
+        (Some("file"), Some(s(&weights)))
+    );
+    assert!(e["training"].is_null());
+    assert_eq!(indices(&manifest(&given)), herding);
+
+    // Another seed is another network (another cache entry).
+    let reseeded = tmp.path().join("reseeded");
+    let log = ok(&[
+        "select",
+        "--method",
+        "herding",
+        "--ipc",
+        "3",
+        "--embedding-epochs",
+        "2",
+        "--embedding-seed",
+        "4",
+        "--data",
+        s(&data),
+        "--cache-dir",
+        s(&cache),
+        "--out",
+        s(&reseeded),
+    ]);
+    assert!(log.contains("training the"), "{log}");
+}
+
+#[test]
+fn missing_dataset_is_named_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out").join("sel");
+    let nowhere = tmp.path().join("no-fmnist");
+    let err = fails(&[
+        "select",
+        "--ipc",
+        "1",
+        "--fashion-mnist-dir",
+        s(&nowhere),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        err.contains("Fashion-MNIST") && err.contains(s(&nowhere)),
+        "{err}"
+    );
+    assert_no_output(&out);
+
+    let folder = tmp.path().join("no-folder");
+    let err = fails(&[
+        "select",
+        "--ipc",
+        "1",
+        "--data",
+        s(&folder),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        err.contains("does not exist") && err.contains(s(&folder)),
+        "{err}"
+    );
+    assert_no_output(&out);
+
+    let eval_out = tmp.path().join("eval");
+    let err = fails(&[
+        "eval",
+        "--train",
+        s(&folder),
+        "--test",
+        s(&folder),
+        "--epochs",
+        "1",
+        "--out",
+        s(&eval_out),
+    ]);
+    assert!(
+        err.contains("does not exist") && err.contains(s(&folder)),
+        "{err}"
+    );
+    assert_no_output(&eval_out);
+}
+
+#[test]
+fn empty_class_folder_is_named_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    let empty = data.join("d-empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = tmp.path().join("sel");
+    let err = fails(&["select", "--ipc", "1", "--data", s(&data), "--out", s(&out)]);
+    assert!(
+        err.contains("holds no PNG or JPEG images") && err.contains(s(&empty)),
+        "{err}"
+    );
+    assert_no_output(&out);
+
+    let eval_out = tmp.path().join("eval");
+    let err = fails(&[
+        "eval",
+        "--train",
+        s(&data),
+        "--test",
+        s(&data),
+        "--epochs",
+        "1",
+        "--out",
+        s(&eval_out),
+    ]);
+    assert!(
+        err.contains("holds no PNG or JPEG images") && err.contains(s(&empty)),
+        "{err}"
+    );
+    assert_no_output(&eval_out);
+}
+
+#[test]
+fn corrupt_png_is_named_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    let bad = data.join(CLASSES[1]).join("00003.png");
+    let mut bytes = std::fs::read(&bad).unwrap();
+    bytes.truncate(bytes.len() / 2); // a cut-off download
+    std::fs::write(&bad, &bytes).unwrap();
+    let cache = tmp.path().join("cache");
+    for method in ["random", "herding"] {
+        let out = tmp.path().join(method);
+        let err = fails(&[
+            "select",
+            "--method",
+            method,
+            "--ipc",
+            "1",
+            "--embedding-epochs",
+            "1",
+            "--data",
+            s(&data),
+            "--cache-dir",
+            s(&cache),
+            "--out",
+            s(&out),
+        ]);
+        assert!(
+            err.contains("cannot decode image") && err.contains(s(&bad)),
+            "{err}"
+        );
+        assert_no_output(&out);
+    }
+    assert!(!cache.exists(), "nothing was trained, nothing cached");
+
+    let eval_out = tmp.path().join("eval");
+    let err = fails(&[
+        "eval",
+        "--train",
+        s(&data),
+        "--test",
+        s(&data),
+        "--epochs",
+        "1",
+        "--out",
+        s(&eval_out),
+    ]);
+    assert!(
+        err.contains("cannot decode image") && err.contains(s(&bad)),
+        "{err}"
+    );
+    assert_no_output(&eval_out);
+}
+
+#[test]
+fn ipc_above_a_class_size_is_named_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    // One class with fewer images than the others.
+    std::fs::remove_file(data.join(CLASSES[2]).join("00007.png")).unwrap();
+    let cache = tmp.path().join("cache");
+    for method in ["random", "herding", "kcenter"] {
+        let out = tmp.path().join(method);
+        let err = fails(&[
+            "select",
+            "--method",
+            method,
+            "--ipc",
+            "8",
+            "--data",
+            s(&data),
+            "--cache-dir",
+            s(&cache),
+            "--out",
+            s(&out),
+        ]);
+        assert!(
+            err.contains("class `c-noise` has 7 images, fewer than the 8 requested"),
+            "{err}"
+        );
+        assert_no_output(&out);
+    }
+    assert!(!cache.exists(), "the size check comes before any training");
+    let out = tmp.path().join("zero");
+    let err = fails(&["select", "--ipc", "0", "--data", s(&data), "--out", s(&out)]);
+    assert!(err.contains("--ipc must be at least 1"), "{err}");
+    assert_no_output(&out);
+}
+
+#[test]
+fn unknown_net_is_named_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    let eval_out = tmp.path().join("eval");
+    let err = fails(&[
+        "eval",
+        "--train",
+        s(&data),
+        "--test",
+        s(&data),
+        "--net",
+        "convnet3x",
+        "--epochs",
+        "1",
+        "--out",
+        s(&eval_out),
+    ]);
+    assert!(
+        err.contains("unknown net `convnet3x`") && err.contains("resnetap10"),
+        "{err}"
+    );
+    assert_no_output(&eval_out);
+
+    let out = tmp.path().join("sel");
+    let err = fails(&[
+        "select",
+        "--method",
+        "herding",
+        "--ipc",
+        "1",
+        "--embedding-net",
+        "vgg11",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("unknown net `vgg11`"), "{err}");
+    assert_no_output(&out);
+}
+
+#[test]
+fn unusable_embedding_file_is_named_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    let weights = tmp.path().join("not-weights.safetensors");
+    std::fs::write(&weights, b"not a safetensors file").unwrap();
+    let out = tmp.path().join("sel");
+    let err = fails(&[
+        "select",
+        "--method",
+        "kcenter",
+        "--ipc",
+        "1",
+        "--embedding",
+        s(&weights),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        err.contains("--embedding") && err.contains(s(&weights)),
+        "{err}"
+    );
+    assert_no_output(&out);
+}
