@@ -7,17 +7,30 @@ use candle_core::{Device, Tensor, Var};
 use dmgd_student::ops::{self, ConvParams, NormParams, NormStats};
 use std::time::Instant;
 
+/// CPU seconds (user + system) used by this process so far, from /proc/self/stat. On a
+/// shared machine this is steadier than wall time: it does not count time spent waiting.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 10 ms).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn time(label: &str, mut f: impl FnMut()) {
     f();
-    let mut v: Vec<f64> = (0..5)
+    const REPS: usize = 5;
+    let cpu0 = cpu_seconds();
+    let mut v: Vec<f64> = (0..REPS)
         .map(|_| {
             let t = Instant::now();
             f();
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    let cpu_ms = (cpu_seconds() - cpu0) * 1e3 / REPS as f64;
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("{label:<40} median {:8.1} ms", v[2]);
+    println!("{label:<42} wall median {:8.1} ms   cpu mean {cpu_ms:8.1} ms", v[REPS / 2]);
 }
 
 fn main() -> candle_core::Result<()> {
@@ -27,18 +40,59 @@ fn main() -> candle_core::Result<()> {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, c_in, size, size), &dev)?)?;
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, c_in, 3, 3), &dev)?)?;
         let b = Var::from_tensor(&Tensor::zeros(128, candle_core::DType::F32, &dev)?)?;
-        let p = ConvParams { stride: 1, padding: pad };
+        let p = ConvParams {
+            stride: 1,
+            padding: pad,
+        };
         let y = ops::conv2d(&x, &w, Some(&b), p)?;
         let tag = format!("{c_in}x{size}x{size}");
-        time(&format!("conv fwd {tag}"), || drop(ops::conv2d(&x, &w, Some(&b), p).unwrap()));
-        time(&format!("conv fwd+bwd {tag}"), || drop(ops::conv2d(&x, &w, Some(&b), p).unwrap().sum_all().unwrap().backward().unwrap()));
+        time(&format!("conv fwd {tag}"), || {
+            drop(ops::conv2d(&x, &w, Some(&b), p).unwrap())
+        });
+        time(&format!("conv fwd+bwd {tag}"), || {
+            drop(
+                ops::conv2d(&x, &w, Some(&b), p)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap(),
+            )
+        });
         let g = Var::from_tensor(&Tensor::ones(128, candle_core::DType::F32, &dev)?)?;
-        let np = NormParams { stats: NormStats::Instance, eps: 1e-5, relu: true, pool: 2 };
+        let np = NormParams {
+            stats: NormStats::Instance,
+            eps: 1e-5,
+            relu: true,
+            pool: 2,
+        };
         let yv = Var::from_tensor(&y)?;
-        time(&format!("norm+relu+pool fwd {:?}", y.dims()), || drop(ops::norm(&yv, &g, &b, np).unwrap()));
-        time(&format!("norm+relu+pool fwd+bwd {:?}", y.dims()), || drop(ops::norm(&yv, &g, &b, np).unwrap().sum_all().unwrap().backward().unwrap()));
-        time(&format!("avgpool fwd+bwd {:?}", y.dims()), || drop(ops::avg_pool2d(&yv, 2).unwrap().sum_all().unwrap().backward().unwrap()));
-        time(&format!("sum_all+backward only {:?}", y.dims()), || drop(yv.sum_all().unwrap().backward().unwrap()));
+        time(&format!("norm+relu+pool fwd {:?}", y.dims()), || {
+            drop(ops::norm(&yv, &g, &b, np).unwrap())
+        });
+        time(&format!("norm+relu+pool fwd+bwd {:?}", y.dims()), || {
+            drop(
+                ops::norm(&yv, &g, &b, np)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap(),
+            )
+        });
+        time(&format!("avgpool fwd+bwd {:?}", y.dims()), || {
+            drop(
+                ops::avg_pool2d(&yv, 2)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap(),
+            )
+        });
+        time(&format!("sum_all+backward only {:?}", y.dims()), || {
+            drop(yv.sum_all().unwrap().backward().unwrap())
+        });
     }
     Ok(())
 }

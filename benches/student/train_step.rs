@@ -30,13 +30,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let test = fashion_mnist::load(dir, Split::Test)?;
     let batch = train.subset(&(0..BATCH).collect::<Vec<_>>());
     let normalization = Normalization::for_protocol(Protocol::Dc, 1)?;
-    let x = Tensor::from_vec(normalization.apply(&batch), (BATCH, 1, 28, 28), &Device::Cpu)?;
+    let x = Tensor::from_vec(
+        normalization.apply(&batch),
+        (BATCH, 1, 28, 28),
+        &Device::Cpu,
+    )?;
     let y: Vec<u32> = batch.labels.iter().map(|&l| l as u32).collect();
 
-    let spec = NetSpec { arch: Arch::ConvNet { depth: 3 }, norm: NormKind::Instance, input: train.shape, num_classes: 10 };
+    let spec = NetSpec {
+        arch: Arch::ConvNet { depth: 3 },
+        norm: NormKind::Instance,
+        input: train.shape,
+        num_classes: 10,
+    };
     let net = Net::new(spec, 0)?;
     let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
-    let mut opt = Optimizer::new(OptimizerKind::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 5e-4 }, vars)?;
+    let mut opt = Optimizer::new(
+        OptimizerKind::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        },
+        vars,
+    )?;
 
     train_step(&net, &mut opt, &x, &y)?; // warm-up
     let mut times = Vec::new();

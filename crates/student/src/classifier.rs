@@ -24,16 +24,24 @@ impl Normalization {
     /// DC: Fashion-MNIST statistics for 1 channel (CIFAR-10's for 3); Minimax: ImageNet's.
     pub fn for_protocol(protocol: Protocol, channels: usize) -> Result<Self, StudentError> {
         let (mean, std): (&[f32], &[f32]) = match (protocol, channels) {
-            (Protocol::Dc, 1) => (&[dmgd_data::fashion_mnist::MEAN], &[dmgd_data::fashion_mnist::STD]),
+            (Protocol::Dc, 1) => (
+                &[dmgd_data::fashion_mnist::MEAN],
+                &[dmgd_data::fashion_mnist::STD],
+            ),
             (Protocol::Dc, 3) => (&CIFAR10_MEAN, &CIFAR10_STD),
             (Protocol::Minimax, 3) => (&IMAGENET_MEAN, &IMAGENET_STD),
             _ => {
                 return Err(StudentError::InvalidConfig {
-                    reason: format!("the {protocol:?} protocol has no normalisation for {channels}-channel images"),
+                    reason: format!(
+                    "the {protocol:?} protocol has no normalisation for {channels}-channel images"
+                ),
                 })
             }
         };
-        Ok(Normalization { mean: mean.to_vec(), std: std.to_vec() })
+        Ok(Normalization {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        })
     }
 
     /// Normalised f32 pixels of `images`, (N, C, H, W) flattened.
@@ -90,7 +98,11 @@ impl Classifier {
     }
 
     /// Runs `f` over the images in evaluation mode, batch by batch, and concatenates rows.
-    fn map_batches(&self, images: &ImageSet, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<Tensor, StudentError> {
+    fn map_batches(
+        &self,
+        images: &ImageSet,
+        f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<Tensor, StudentError> {
         self.check_shape(images)?;
         let s = images.shape;
         let batch = eval_batch(s);
@@ -98,11 +110,19 @@ impl Classifier {
         for start in (0..images.len()).step_by(batch) {
             let end = (start + batch).min(images.len());
             let chunk = images.subset(&(start..end).collect::<Vec<_>>());
-            let x = Tensor::from_vec(self.normalization.apply(&chunk), (end - start, s.channels, s.height, s.width), &Device::Cpu)?;
+            let x = Tensor::from_vec(
+                self.normalization.apply(&chunk),
+                (end - start, s.channels, s.height, s.width),
+                &Device::Cpu,
+            )?;
             outputs.push(f(&x)?.detach());
         }
         if outputs.is_empty() {
-            return Ok(Tensor::zeros((0, 0), candle_core::DType::F32, &Device::Cpu)?);
+            return Ok(Tensor::zeros(
+                (0, 0),
+                candle_core::DType::F32,
+                &Device::Cpu,
+            )?);
         }
         Ok(Tensor::cat(&outputs, 0)?)
     }
@@ -129,7 +149,11 @@ impl Classifier {
     /// Percentage of images whose predicted class equals their label.
     pub fn accuracy(&self, images: &ImageSet) -> Result<f64, StudentError> {
         let predicted = self.predict(images)?;
-        let correct = predicted.iter().zip(&images.labels).filter(|(p, y)| p == y).count();
+        let correct = predicted
+            .iter()
+            .zip(&images.labels)
+            .filter(|(p, y)| p == y)
+            .count();
         Ok(100.0 * correct as f64 / images.len().max(1) as f64)
     }
 
@@ -140,6 +164,9 @@ impl Classifier {
     /// Loads weights written by `save`; the normalisation comes from the protocol.
     pub fn load(spec: NetSpec, protocol: Protocol, path: &Path) -> Result<Self, StudentError> {
         let normalization = Normalization::for_protocol(protocol, spec.input.channels)?;
-        Ok(Classifier { net: Net::load(spec, path)?, normalization })
+        Ok(Classifier {
+            net: Net::load(spec, path)?,
+            normalization,
+        })
     }
 }

@@ -11,7 +11,11 @@ pub enum StudentError {
     #[error("invalid training configuration: {reason}")]
     InvalidConfig { reason: String },
     #[error("training set is {train}, test set is {test}: {reason}")]
-    MismatchedSets { train: String, test: String, reason: String },
+    MismatchedSets {
+        train: String,
+        test: String,
+        reason: String,
+    },
     #[error("tensor computation failed")]
     Tensor(#[from] candle_core::Error),
     #[error("reading or writing weights {path}")]
@@ -21,7 +25,16 @@ pub enum StudentError {
         source: candle_core::Error,
     },
     #[error("weights {path} do not fit the net: missing keys {missing:?}, unexpected keys {unexpected:?}")]
-    WeightKeys { path: PathBuf, missing: Vec<String>, unexpected: Vec<String> },
+    WeightKeys {
+        path: PathBuf,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
     #[error("weights {path}: `{key}` has shape {found:?}, the net expects {expected:?}")]
-    WeightShape { path: PathBuf, key: String, expected: Vec<usize>, found: Vec<usize> },
+    WeightShape {
+        path: PathBuf,
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 }

@@ -9,7 +9,11 @@ use candle_nn::Optimizer as _;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum OptimizerKind {
     /// torch.optim.SGD(lr, momentum, weight_decay), dampening 0, no Nesterov.
-    Sgd { lr: f64, momentum: f64, weight_decay: f64 },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    },
     /// torch.optim.AdamW(lr, weight_decay), betas (0.9, 0.999), eps 1e-8.
     AdamW { lr: f64, weight_decay: f64 },
 }
@@ -34,7 +38,13 @@ pub struct Sgd {
 impl Sgd {
     pub fn new(vars: Vec<Var>, lr: f64, momentum: f64, weight_decay: f64) -> Self {
         let buffers = vec![None; vars.len()];
-        Sgd { vars, buffers, lr, momentum, weight_decay }
+        Sgd {
+            vars,
+            buffers,
+            lr,
+            momentum,
+            weight_decay,
+        }
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
@@ -67,9 +77,17 @@ pub enum Optimizer {
 impl Optimizer {
     pub fn new(kind: OptimizerKind, vars: Vec<Var>) -> Result<Self> {
         Ok(match kind {
-            OptimizerKind::Sgd { lr, momentum, weight_decay } => Optimizer::Sgd(Sgd::new(vars, lr, momentum, weight_decay)),
+            OptimizerKind::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            } => Optimizer::Sgd(Sgd::new(vars, lr, momentum, weight_decay)),
             OptimizerKind::AdamW { lr, weight_decay } => {
-                let params = candle_nn::ParamsAdamW { lr, weight_decay, ..Default::default() };
+                let params = candle_nn::ParamsAdamW {
+                    lr,
+                    weight_decay,
+                    ..Default::default()
+                };
                 Optimizer::AdamW(candle_nn::AdamW::new(vars, params)?)
             }
         })
@@ -107,14 +125,32 @@ mod tests {
     fn three_steps_match_torch() {
         let c = Tensor::new(&[0.5f32, 3.0], &Device::Cpu).unwrap();
         let kinds = [
-            (OptimizerKind::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 0.5 }, [0.263_125_03f32, 1.786_25]),
-            (OptimizerKind::AdamW { lr: 0.1, weight_decay: 0.01 }, [0.698_911_25, -1.694_944_6]),
+            (
+                OptimizerKind::Sgd {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    weight_decay: 0.5,
+                },
+                [0.263_125_03f32, 1.786_25],
+            ),
+            (
+                OptimizerKind::AdamW {
+                    lr: 0.1,
+                    weight_decay: 0.01,
+                },
+                [0.698_911_25, -1.694_944_6],
+            ),
         ];
         for (kind, expected) in kinds {
             let p = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
             let mut opt = Optimizer::new(kind, vec![p.clone()]).unwrap();
             for _ in 0..3 {
-                let loss = (p.as_tensor() * &c).unwrap().mul(p.as_tensor()).unwrap().sum_all().unwrap();
+                let loss = (p.as_tensor() * &c)
+                    .unwrap()
+                    .mul(p.as_tensor())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
                 opt.step(&loss.backward().unwrap()).unwrap();
             }
             let got = p.as_tensor().to_vec1::<f32>().unwrap();

@@ -22,7 +22,9 @@ impl std::str::FromStr for Protocol {
         match s {
             "dc" => Ok(Protocol::Dc),
             "minimax" => Ok(Protocol::Minimax),
-            _ => Err(StudentError::UnknownProtocol { name: s.to_string() }),
+            _ => Err(StudentError::UnknownProtocol {
+                name: s.to_string(),
+            }),
         }
     }
 }
@@ -82,8 +84,15 @@ impl TrainConfig {
             protocol: Protocol::Dc,
             epochs,
             batch_size: 256,
-            optimizer: OptimizerKind::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 5e-4 },
-            lr_steps: vec![LrStep { at: 0.5, factor: 0.1 }],
+            optimizer: OptimizerKind::Sgd {
+                lr: 0.01,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            lr_steps: vec![LrStep {
+                at: 0.5,
+                factor: 0.1,
+            }],
             augment: Augment::None,
             test_every: (epochs / 10).max(1),
             seed,
@@ -100,8 +109,20 @@ impl TrainConfig {
             protocol: Protocol::Minimax,
             epochs,
             batch_size: 64,
-            optimizer: OptimizerKind::AdamW { lr: 1e-3, weight_decay: 0.01 },
-            lr_steps: vec![LrStep { at: 2.0 / 3.0, factor: 0.2 }, LrStep { at: 5.0 / 6.0, factor: 0.2 }],
+            optimizer: OptimizerKind::AdamW {
+                lr: 1e-3,
+                weight_decay: 0.01,
+            },
+            lr_steps: vec![
+                LrStep {
+                    at: 2.0 / 3.0,
+                    factor: 0.2,
+                },
+                LrStep {
+                    at: 5.0 / 6.0,
+                    factor: 0.2,
+                },
+            ],
             augment: Augment::Minimax,
             test_every: (epochs / 100).max(1),
             seed,
@@ -109,7 +130,11 @@ impl TrainConfig {
     }
 
     /// The Minimax code's SGD alternative: lr 0.01, momentum 0.9, weight decay 5e-4.
-    pub const MINIMAX_SGD: OptimizerKind = OptimizerKind::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 5e-4 };
+    pub const MINIMAX_SGD: OptimizerKind = OptimizerKind::Sgd {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+    };
 
     pub fn validate(&self) -> Result<(), StudentError> {
         let bad = |reason: String| Err(StudentError::InvalidConfig { reason });
@@ -123,7 +148,10 @@ impl TrainConfig {
             return bad("test-every must be at least 1".into());
         }
         if !(self.optimizer.lr() > 0.0) {
-            return bad(format!("learning rate must be positive, got {}", self.optimizer.lr()));
+            return bad(format!(
+                "learning rate must be positive, got {}",
+                self.optimizer.lr()
+            ));
         }
         Ok(())
     }
@@ -157,14 +185,20 @@ mod tests {
         assert_eq!(mm.lr_at(1332), 1e-3);
         assert!((mm.lr_at(1333) - 2e-4).abs() < 1e-12);
         assert!((mm.lr_at(1666) - 4e-5).abs() < 1e-12);
-        assert_eq!((minimax_epochs(20), minimax_epochs(50), minimax_epochs(100)), (1500, 1500, 1000));
+        assert_eq!(
+            (minimax_epochs(20), minimax_epochs(50), minimax_epochs(100)),
+            (1500, 1500, 1000)
+        );
     }
 
     #[test]
     fn config_serialises_with_readable_names() {
         let cfg = TrainConfig::dc(Arch::ConvNet { depth: 3 }, 300, 1);
         let json = serde_json::to_string(&cfg).unwrap();
-        assert!(json.contains("\"net\":\"convnet3\"") && json.contains("\"kind\":\"sgd\""), "{json}");
+        assert!(
+            json.contains("\"net\":\"convnet3\"") && json.contains("\"kind\":\"sgd\""),
+            "{json}"
+        );
         let back: TrainConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cfg);
         let mut bad = cfg.clone();

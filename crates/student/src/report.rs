@@ -45,7 +45,10 @@ impl MeanStd {
     pub fn of(values: &[f64]) -> Self {
         let n = values.len();
         if n == 0 {
-            return MeanStd { mean: f64::NAN, std: f64::NAN };
+            return MeanStd {
+                mean: f64::NAN,
+                std: f64::NAN,
+            };
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         let std = if n > 1 {
@@ -75,7 +78,11 @@ impl Summary {
     pub fn of(reports: &[RunReport]) -> Self {
         let finals: Vec<f64> = reports.iter().map(|r| r.final_accuracy).collect();
         let bests: Vec<f64> = reports.iter().map(|r| r.best_accuracy).collect();
-        Summary { runs: reports.len(), final_accuracy: MeanStd::of(&finals), best_accuracy: MeanStd::of(&bests) }
+        Summary {
+            runs: reports.len(),
+            final_accuracy: MeanStd::of(&finals),
+            best_accuracy: MeanStd::of(&bests),
+        }
     }
 }
 

@@ -25,7 +25,11 @@ pub struct Trained {
 /// The input the net sees: the training images' shape (DC) or 3 x 224 x 224 crops (Minimax).
 fn net_input(cfg: &TrainConfig, train: &ImageSet) -> ImageShape {
     match cfg.augment {
-        Augment::Minimax => ImageShape { channels: train.shape.channels, height: minimax::CROP_SIZE, width: minimax::CROP_SIZE },
+        Augment::Minimax => ImageShape {
+            channels: train.shape.channels,
+            height: minimax::CROP_SIZE,
+            width: minimax::CROP_SIZE,
+        },
         Augment::None | Augment::Dsa => train.shape,
     }
 }
@@ -67,7 +71,15 @@ fn make_batch(
             let images: Vec<Vec<f32>> = indices
                 .par_iter()
                 .zip(seeds)
-                .map(|(&i, seed)| minimax::transform(train.image(i), s.channels, s.height, s.width, &mut ChaCha8Rng::seed_from_u64(seed)))
+                .map(|(&i, seed)| {
+                    minimax::transform(
+                        train.image(i),
+                        s.channels,
+                        s.height,
+                        s.width,
+                        &mut ChaCha8Rng::seed_from_u64(seed),
+                    )
+                })
                 .collect();
             let mut x = images.concat();
             let (partner, ratio) = minimax::cutmix(&mut x, n, c, h, w, rng);
@@ -75,7 +87,11 @@ fn make_batch(
             (x, Some((y_b, ratio)))
         }
     };
-    Ok(Batch { x: Tensor::from_vec(x, (n, c, h, w), &Device::Cpu)?, y, mix })
+    Ok(Batch {
+        x: Tensor::from_vec(x, (n, c, h, w), &Device::Cpu)?,
+        y,
+        mix,
+    })
 }
 
 /// Cross-entropy, or for CutMix ratio * CE(y) + (1 - ratio) * CE(y_partner).
@@ -92,8 +108,17 @@ fn loss(logits: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
 }
 
 /// One optimisation step on a batch; returns the loss.
-pub fn train_step(net: &Net, optimizer: &mut Optimizer, x: &Tensor, y: &[u32]) -> Result<f32, StudentError> {
-    let batch = Batch { x: x.clone(), y: y.to_vec(), mix: None };
+pub fn train_step(
+    net: &Net,
+    optimizer: &mut Optimizer,
+    x: &Tensor,
+    y: &[u32],
+) -> Result<f32, StudentError> {
+    let batch = Batch {
+        x: x.clone(),
+        y: y.to_vec(),
+        mix: None,
+    };
     step(net, optimizer, &batch)
 }
 
@@ -132,7 +157,12 @@ pub fn train_and_test(
     }
 
     // Build the net and optimiser:
-    let spec = NetSpec { arch: cfg.net, norm: cfg.norm, input, num_classes: train.num_classes() };
+    let spec = NetSpec {
+        arch: cfg.net,
+        norm: cfg.norm,
+        input,
+        num_classes: train.num_classes(),
+    };
     let net = Net::new(spec, cfg.seed)?;
     let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
     let mut optimizer = Optimizer::new(cfg.optimizer, vars)?;

@@ -29,35 +29,80 @@ fn halves(n: usize, shape: ImageShape, seed: u64) -> ImageSet {
         }
         labels.push(y);
     }
-    ImageSet { shape, pixels, labels, class_names: vec!["left".into(), "right".into()] }
+    ImageSet {
+        shape,
+        pixels,
+        labels,
+        class_names: vec!["left".into(), "right".into()],
+    }
 }
 
 #[test]
 fn imagenet_protocol_nets_take_a_training_step_at_224_px() {
-    let shape = ImageShape { channels: 3, height: 224, width: 224 };
+    let shape = ImageShape {
+        channels: 3,
+        height: 224,
+        width: 224,
+    };
     let x = Tensor::randn(0f32, 1., (4, 3, 224, 224), &Device::Cpu).unwrap();
     let y = [0u32, 1, 2, 3];
     // Parameter counts from benches/student/param_counts.py (10 classes).
-    for (name, params) in [("resnetap10", 4_910_922), ("resnet18", 11_181_642), ("convnet6", 754_570)] {
-        let spec = NetSpec { arch: name.parse().unwrap(), norm: NormKind::Instance, input: shape, num_classes: 10 };
+    for (name, params) in [
+        ("resnetap10", 4_910_922),
+        ("resnet18", 11_181_642),
+        ("convnet6", 754_570),
+    ] {
+        let spec = NetSpec {
+            arch: name.parse().unwrap(),
+            norm: NormKind::Instance,
+            input: shape,
+            num_classes: 10,
+        };
         let net = Net::new(spec, 1).unwrap();
         assert_eq!(net.num_params(), params, "{name}");
         let (first_name, first) = net.trainable().into_iter().next().unwrap();
-        let before = first.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let before = first
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
-        let mut opt = Optimizer::new(OptimizerKind::AdamW { lr: 1e-3, weight_decay: 0.01 }, vars).unwrap();
+        let mut opt = Optimizer::new(
+            OptimizerKind::AdamW {
+                lr: 1e-3,
+                weight_decay: 0.01,
+            },
+            vars,
+        )
+        .unwrap();
         let loss = train_step(&net, &mut opt, &x, &y).unwrap();
         // A fresh 10-class net starts near ln 10 = 2.30.
-        assert!(loss.is_finite() && loss > 0.5 && loss < 10.0, "{name}: loss {loss}");
-        let after = first.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            loss.is_finite() && loss > 0.5 && loss < 10.0,
+            "{name}: loss {loss}"
+        );
+        let after = first
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_ne!(before, after, "{name}: {first_name} did not move");
-        assert_eq!(net.features(&x, false).unwrap().dims(), &[4, net.feature_dim()]);
+        assert_eq!(
+            net.features(&x, false).unwrap().dims(),
+            &[4, net.feature_dim()]
+        );
     }
 }
 
 #[test]
 fn dc_protocol_learns_an_easy_problem_and_reports() {
-    let shape = ImageShape { channels: 1, height: 28, width: 28 };
+    let shape = ImageShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
     let (train, test) = (halves(20, shape, 1), halves(200, shape, 2));
     let mut reports = Vec::new();
     for (seed, augment) in [(0, Augment::None), (1, Augment::Dsa)] {
@@ -65,7 +110,10 @@ fn dc_protocol_learns_an_easy_problem_and_reports() {
         cfg.augment = augment;
         cfg.test_every = 5;
         let mut seen = Vec::new();
-        let trained = train_and_test(&train, &test, &cfg, &mut |p| seen.push((p.epoch, p.test_accuracy))).unwrap();
+        let trained = train_and_test(&train, &test, &cfg, &mut |p| {
+            seen.push((p.epoch, p.test_accuracy))
+        })
+        .unwrap();
         let r = &trained.report;
         assert_eq!(seen.len(), 10);
         assert_eq!(r.curve.iter().map(|c| c.0).collect::<Vec<_>>(), vec![5, 10]);
@@ -97,8 +145,24 @@ fn dc_protocol_learns_an_easy_problem_and_reports() {
 #[test]
 fn minimax_protocol_runs_on_224_px_crops() {
     let (train, test) = (
-        halves(4, ImageShape { channels: 3, height: 240, width: 256 }, 3),
-        halves(4, ImageShape { channels: 3, height: 224, width: 224 }, 4),
+        halves(
+            4,
+            ImageShape {
+                channels: 3,
+                height: 240,
+                width: 256,
+            },
+            3,
+        ),
+        halves(
+            4,
+            ImageShape {
+                channels: 3,
+                height: 224,
+                width: 224,
+            },
+            4,
+        ),
     );
     let mut cfg = TrainConfig::minimax(Arch::ConvNet { depth: 3 }, 10, 0);
     cfg.epochs = 1;

@@ -30,7 +30,14 @@ pub enum Family {
     Rotate,
 }
 
-pub const FAMILIES: [Family; 6] = [Family::Color, Family::Crop, Family::Cutout, Family::Flip, Family::Scale, Family::Rotate];
+pub const FAMILIES: [Family; 6] = [
+    Family::Color,
+    Family::Crop,
+    Family::Cutout,
+    Family::Flip,
+    Family::Scale,
+    Family::Rotate,
+];
 
 /// Augments a batch in place: draws one family, then per-image parameters.
 pub fn augment_batch(x: &mut [f32], n: usize, c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) {
@@ -43,7 +50,15 @@ fn round_half_up(v: f32) -> usize {
     (v + 0.5) as usize
 }
 
-pub fn apply(family: Family, x: &mut [f32], n: usize, c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) {
+pub fn apply(
+    family: Family,
+    x: &mut [f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    rng: &mut ChaCha8Rng,
+) {
     let image = c * h * w;
     let plane = h * w;
     match family {
@@ -71,7 +86,10 @@ pub fn apply(family: Family, x: &mut [f32], n: usize, c: usize, h: usize, w: usi
         }
         Family::Crop => {
             // Zero-pad by one, shift by up to ±int(size * 0.125 + 0.5); outside shows the zero pad.
-            let (sx, sy) = (round_half_up(h as f32 * RATIO_CROP_PAD) as isize, round_half_up(w as f32 * RATIO_CROP_PAD) as isize);
+            let (sx, sy) = (
+                round_half_up(h as f32 * RATIO_CROP_PAD) as isize,
+                round_half_up(w as f32 * RATIO_CROP_PAD) as isize,
+            );
             let tx: Vec<isize> = (0..n).map(|_| rng.gen_range(-sx..=sx)).collect();
             let ty: Vec<isize> = (0..n).map(|_| rng.gen_range(-sy..=sy)).collect();
             let mut src = vec![0f32; image];
@@ -81,24 +99,34 @@ pub fn apply(family: Family, x: &mut [f32], n: usize, c: usize, h: usize, w: usi
                     for i in 0..h {
                         for j in 0..w {
                             let (si, sj) = (i as isize + tx, j as isize + ty);
-                            img[ci * plane + i * w + j] = if si >= 0 && sj >= 0 && (si as usize) < h && (sj as usize) < w {
-                                src[ci * plane + si as usize * w + sj as usize]
-                            } else {
-                                0.0
-                            };
+                            img[ci * plane + i * w + j] =
+                                if si >= 0 && sj >= 0 && (si as usize) < h && (sj as usize) < w {
+                                    src[ci * plane + si as usize * w + sj as usize]
+                                } else {
+                                    0.0
+                                };
                         }
                     }
                 }
             }
         }
         Family::Cutout => {
-            let (ch, cw) = (round_half_up(h as f32 * RATIO_CUTOUT), round_half_up(w as f32 * RATIO_CUTOUT));
+            let (ch, cw) = (
+                round_half_up(h as f32 * RATIO_CUTOUT),
+                round_half_up(w as f32 * RATIO_CUTOUT),
+            );
             let ox: Vec<usize> = (0..n).map(|_| rng.gen_range(0..h + (1 - ch % 2))).collect();
             let oy: Vec<usize> = (0..n).map(|_| rng.gen_range(0..w + (1 - cw % 2))).collect();
             for (b, img) in x.chunks_mut(image).take(n).enumerate() {
                 let clamp = |v: isize, hi: usize| v.clamp(0, hi as isize - 1) as usize;
-                let (r0, r1) = (clamp(ox[b] as isize - (ch / 2) as isize, h), clamp(ox[b] as isize + ch as isize - 1 - (ch / 2) as isize, h));
-                let (c0, c1) = (clamp(oy[b] as isize - (cw / 2) as isize, w), clamp(oy[b] as isize + cw as isize - 1 - (cw / 2) as isize, w));
+                let (r0, r1) = (
+                    clamp(ox[b] as isize - (ch / 2) as isize, h),
+                    clamp(ox[b] as isize + ch as isize - 1 - (ch / 2) as isize, h),
+                );
+                let (c0, c1) = (
+                    clamp(oy[b] as isize - (cw / 2) as isize, w),
+                    clamp(oy[b] as isize + cw as isize - 1 - (cw / 2) as isize, w),
+                );
                 for ci in 0..c {
                     for i in r0..=r1 {
                         img[ci * plane + i * w + c0..=ci * plane + i * w + c1].fill(0.0);
@@ -115,15 +143,20 @@ pub fn apply(family: Family, x: &mut [f32], n: usize, c: usize, h: usize, w: usi
         }
         Family::Scale => {
             let lo = 1.0 / RATIO_SCALE;
-            let sx: Vec<f32> = (0..n).map(|_| rng.gen::<f32>() * (RATIO_SCALE - lo) + lo).collect();
-            let sy: Vec<f32> = (0..n).map(|_| rng.gen::<f32>() * (RATIO_SCALE - lo) + lo).collect();
+            let sx: Vec<f32> = (0..n)
+                .map(|_| rng.gen::<f32>() * (RATIO_SCALE - lo) + lo)
+                .collect();
+            let sy: Vec<f32> = (0..n)
+                .map(|_| rng.gen::<f32>() * (RATIO_SCALE - lo) + lo)
+                .collect();
             for (b, img) in x.chunks_mut(image).take(n).enumerate() {
                 affine_sample(img, c, h, w, [[sx[b], 0.0], [0.0, sy[b]]]);
             }
         }
         Family::Rotate => {
             for img in x.chunks_mut(image).take(n) {
-                let t = (rng.gen::<f32>() - 0.5) * 2.0 * RATIO_ROTATE_DEG / 180.0 * std::f32::consts::PI;
+                let t = (rng.gen::<f32>() - 0.5) * 2.0 * RATIO_ROTATE_DEG / 180.0
+                    * std::f32::consts::PI;
                 affine_sample(img, c, h, w, [[t.cos(), -t.sin()], [t.sin(), t.cos()]]);
             }
         }
@@ -135,7 +168,13 @@ pub fn apply(family: Family, x: &mut [f32], n: usize, c: usize, h: usize, w: usi
 fn affine_sample(img: &mut [f32], c: usize, h: usize, w: usize, theta: [[f32; 2]; 2]) {
     let src = img.to_vec();
     let plane = h * w;
-    let norm = |i: usize, size: usize| if size > 1 { -1.0 + 2.0 * i as f32 / (size - 1) as f32 } else { 0.0 };
+    let norm = |i: usize, size: usize| {
+        if size > 1 {
+            -1.0 + 2.0 * i as f32 / (size - 1) as f32
+        } else {
+            0.0
+        }
+    };
     for i in 0..h {
         for j in 0..w {
             let (xn, yn) = (norm(j, w), norm(i, h));
@@ -169,7 +208,9 @@ mod tests {
     use rand::SeedableRng;
 
     fn ramp(n: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
-        (0..n * c * h * w).map(|i| (i % 97) as f32 / 97.0 + 0.1).collect()
+        (0..n * c * h * w)
+            .map(|i| (i % 97) as f32 / 97.0 + 0.1)
+            .collect()
     }
 
     #[test]
@@ -192,7 +233,10 @@ mod tests {
             apply(family, &mut x, n, c, h, w, &mut rng);
             assert_eq!(x.len(), orig.len());
             assert!(x.iter().all(|v| v.is_finite()));
-            assert!(x.iter().zip(&orig).any(|(a, b)| (a - b).abs() > 1e-4), "{family:?} changed nothing");
+            assert!(
+                x.iter().zip(&orig).any(|(a, b)| (a - b).abs() > 1e-4),
+                "{family:?} changed nothing"
+            );
         }
     }
 
@@ -213,14 +257,19 @@ mod tests {
     #[test]
     fn crop_shifts_by_at_most_four_pixels_at_28() {
         let (h, w) = (28, 28);
-        let x0: Vec<f32> = (0..h * w).map(|i| if i == 14 * w + 14 { 1.0 } else { 0.0 }).collect();
+        let x0: Vec<f32> = (0..h * w)
+            .map(|i| if i == 14 * w + 14 { 1.0 } else { 0.0 })
+            .collect();
         for seed in 0..20 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut x = x0.clone();
             apply(Family::Crop, &mut x, 1, 1, h, w, &mut rng);
             let at = x.iter().position(|&v| v == 1.0).unwrap();
             let (di, dj) = ((at / w) as isize - 14, (at % w) as isize - 14);
-            assert!(di.abs() <= 4 && dj.abs() <= 4, "seed {seed}: moved by {di}, {dj}");
+            assert!(
+                di.abs() <= 4 && dj.abs() <= 4,
+                "seed {seed}: moved by {di}, {dj}"
+            );
         }
     }
 }

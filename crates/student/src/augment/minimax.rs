@@ -18,7 +18,11 @@ const JITTER: f32 = 0.4;
 /// Lighting noise std and the ImageNet RGB PCA (AlexNet; the IDC/Minimax `Lighting` transform).
 const LIGHTING_STD: f64 = 0.1;
 const PCA_EIGVAL: [f32; 3] = [0.2175, 0.0188, 0.0045];
-const PCA_EIGVEC: [[f32; 3]; 3] = [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]];
+const PCA_EIGVEC: [[f32; 3]; 3] = [
+    [-0.5675, 0.7192, 0.4009],
+    [-0.5808, -0.0045, -0.8140],
+    [-0.5836, -0.6948, 0.4203],
+];
 
 /// torchvision RandomResizedCrop.get_params: (top, left, height, width) of the crop.
 fn crop_box(h: usize, w: usize, rng: &mut ChaCha8Rng) -> (usize, usize, usize, usize) {
@@ -45,11 +49,19 @@ fn crop_box(h: usize, w: usize, rng: &mut ChaCha8Rng) -> (usize, usize, usize, u
 }
 
 /// Bilinear resize of a (C, ch, cw) window at (top, left) of `src` (C, H, W) to (C, S, S).
-fn resize_window(src: &[f32], c: usize, h: usize, w: usize, window: (usize, usize, usize, usize), s: usize) -> Vec<f32> {
+fn resize_window(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    window: (usize, usize, usize, usize),
+    s: usize,
+) -> Vec<f32> {
     let (top, left, ch, cw) = window;
     let mut out = vec![0f32; c * s * s];
     let coord = |o: usize, in_size: usize| -> (usize, usize, f32) {
-        let v = ((o as f32 + 0.5) * in_size as f32 / s as f32 - 0.5).clamp(0.0, (in_size - 1) as f32);
+        let v =
+            ((o as f32 + 0.5) * in_size as f32 / s as f32 - 0.5).clamp(0.0, (in_size - 1) as f32);
         let i0 = v.floor() as usize;
         (i0, (i0 + 1).min(in_size - 1), v - i0 as f32)
     };
@@ -84,7 +96,8 @@ fn color_jitter(x: &mut [f32], plane: usize, rng: &mut ChaCha8Rng) {
             0 => x.iter_mut().for_each(|v| *v = (*v * f).clamp(0.0, 1.0)),
             1 => {
                 let mean = (0..plane).map(|p| gray(x, plane, p)).sum::<f32>() / plane as f32;
-                x.iter_mut().for_each(|v| *v = ((*v - mean) * f + mean).clamp(0.0, 1.0));
+                x.iter_mut()
+                    .for_each(|v| *v = ((*v - mean) * f + mean).clamp(0.0, 1.0));
             }
             _ => {
                 for p in 0..plane {
@@ -114,13 +127,19 @@ pub fn transform(pixels: &[u8], c: usize, h: usize, w: usize, rng: &mut ChaCha8R
         let normal = Normal::new(0.0, LIGHTING_STD).expect("valid std");
         let alpha: [f32; 3] = std::array::from_fn(|_| normal.sample(rng) as f32);
         for ci in 0..3 {
-            let shift: f32 = (0..3).map(|k| PCA_EIGVEC[ci][k] * alpha[k] * PCA_EIGVAL[k]).sum();
-            x[ci * plane..(ci + 1) * plane].iter_mut().for_each(|v| *v += shift);
+            let shift: f32 = (0..3)
+                .map(|k| PCA_EIGVEC[ci][k] * alpha[k] * PCA_EIGVAL[k])
+                .sum();
+            x[ci * plane..(ci + 1) * plane]
+                .iter_mut()
+                .for_each(|v| *v += shift);
         }
     }
     for ci in 0..c {
         let (m, sd) = (IMAGENET_MEAN[ci % 3], IMAGENET_STD[ci % 3]);
-        x[ci * plane..(ci + 1) * plane].iter_mut().for_each(|v| *v = (*v - m) / sd);
+        x[ci * plane..(ci + 1) * plane]
+            .iter_mut()
+            .for_each(|v| *v = (*v - m) / sd);
     }
     x
 }
@@ -128,22 +147,36 @@ pub fn transform(pixels: &[u8], c: usize, h: usize, w: usize, rng: &mut ChaCha8R
 /// CutMix of the IDC/Minimax code: a box of area (1 - lam) of each image is replaced by the
 /// same box of a permuted partner. Returns the partner of each image and the weight of the
 /// original label (1 - box area / image area).
-pub fn cutmix(x: &mut [f32], n: usize, c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) -> (Vec<usize>, f32) {
+pub fn cutmix(
+    x: &mut [f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<usize>, f32) {
     let lam: f64 = Beta::new(1.0, 1.0).expect("valid beta").sample(rng);
     let mut partner: Vec<usize> = (0..n).collect();
     partner.shuffle(rng);
     let cut = (1.0 - lam).sqrt();
     let (cut_h, cut_w) = ((h as f64 * cut) as isize, (w as f64 * cut) as isize);
     let (cy, cx) = (rng.gen_range(0..h) as isize, rng.gen_range(0..w) as isize);
-    let (y1, y2) = ((cy - cut_h / 2).clamp(0, h as isize) as usize, (cy + cut_h / 2).clamp(0, h as isize) as usize);
-    let (x1, x2) = ((cx - cut_w / 2).clamp(0, w as isize) as usize, (cx + cut_w / 2).clamp(0, w as isize) as usize);
+    let (y1, y2) = (
+        (cy - cut_h / 2).clamp(0, h as isize) as usize,
+        (cy + cut_h / 2).clamp(0, h as isize) as usize,
+    );
+    let (x1, x2) = (
+        (cx - cut_w / 2).clamp(0, w as isize) as usize,
+        (cx + cut_w / 2).clamp(0, w as isize) as usize,
+    );
     let src = x.to_vec();
     let image = c * h * w;
     for (i, &j) in partner.iter().enumerate() {
         for ci in 0..c {
             for y in y1..y2 {
                 let row = ci * h * w + y * w;
-                x[i * image + row + x1..i * image + row + x2].copy_from_slice(&src[j * image + row + x1..j * image + row + x2]);
+                x[i * image + row + x1..i * image + row + x2]
+                    .copy_from_slice(&src[j * image + row + x1..j * image + row + x2]);
             }
         }
     }

@@ -16,9 +16,19 @@ pub struct ConvNet {
 }
 
 impl ConvNet {
-    pub fn new(p: &Params, depth: usize, norm: NormKind, input: ImageShape, num_classes: usize) -> Result<Self> {
+    pub fn new(
+        p: &Params,
+        depth: usize,
+        norm: NormKind,
+        input: ImageShape,
+        num_classes: usize,
+    ) -> Result<Self> {
         // DC code: 28 x 28 (Fashion-)MNIST is seen as 32 x 32 through padding 3 on the first conv.
-        let first_padding = if input.height == 28 && input.width == 28 { 3 } else { 1 };
+        let first_padding = if input.height == 28 && input.width == 28 {
+            3
+        } else {
+            1
+        };
         let (mut c, mut h, mut w) = (input.channels, input.height, input.width);
         let mut blocks = Vec::with_capacity(depth);
         for d in 0..depth {
@@ -36,14 +46,24 @@ impl ConvNet {
             let conv = Conv::new(&features.pp(4 * d), spec)?;
             let norm = Norm::new(&features.pp(4 * d + 1), norm, CONVNET_WIDTH)?;
             blocks.push((conv, norm));
-            (c, h, w) = (CONVNET_WIDTH, (h + 2 * padding - 2) / 2, (w + 2 * padding - 2) / 2);
+            (c, h, w) = (
+                CONVNET_WIDTH,
+                (h + 2 * padding - 2) / 2,
+                (w + 2 * padding - 2) / 2,
+            );
             if h == 0 || w == 0 {
-                candle_core::bail!("ConvNet-{depth}: a {input} input is too small for {depth} pooling blocks");
+                candle_core::bail!(
+                    "ConvNet-{depth}: a {input} input is too small for {depth} pooling blocks"
+                );
             }
         }
         let feature_dim = c * h * w;
         let classifier = linear(&p.pp("classifier"), feature_dim, num_classes)?;
-        Ok(ConvNet { blocks, classifier, feature_dim })
+        Ok(ConvNet {
+            blocks,
+            classifier,
+            feature_dim,
+        })
     }
 
     pub fn feature_dim(&self) -> usize {

@@ -45,20 +45,34 @@ pub struct Params<'a> {
 
 impl<'a> Params<'a> {
     pub fn new(map: &'a VarMap, rng: &'a RefCell<ChaCha8Rng>) -> Self {
-        Params { map, rng, prefix: String::new() }
+        Params {
+            map,
+            rng,
+            prefix: String::new(),
+        }
     }
 
     /// The same store, names under `prefix.name`.
     pub fn pp(&self, name: impl std::fmt::Display) -> Params<'a> {
-        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
-        Params { map: self.map, rng: self.rng, prefix }
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        Params {
+            map: self.map,
+            rng: self.rng,
+            prefix,
+        }
     }
 
     pub fn var(&self, name: &str, shape: &[usize], init: Init) -> Result<Var> {
         let n: usize = shape.iter().product();
         let mut rng = self.rng.borrow_mut();
         let values: Vec<f32> = match init {
-            Init::Uniform { bound } => (0..n).map(|_| rng.gen_range(-bound..bound) as f32).collect(),
+            Init::Uniform { bound } => (0..n)
+                .map(|_| rng.gen_range(-bound..bound) as f32)
+                .collect(),
             Init::Normal { std } => {
                 let normal = Normal::new(0.0, std).expect("finite std");
                 (0..n).map(|_| normal.sample(&mut *rng) as f32).collect()
@@ -82,7 +96,9 @@ impl<'a> Params<'a> {
 /// torch's default for Conv2d and Linear weights and biases (kaiming_uniform with a = sqrt(5)
 /// gives the same bound): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 fn torch_default(fan_in: usize) -> Init {
-    Init::Uniform { bound: 1.0 / (fan_in as f64).sqrt() }
+    Init::Uniform {
+        bound: 1.0 / (fan_in as f64).sqrt(),
+    }
 }
 
 /// A 2-D convolution (square kernel).
@@ -116,11 +132,24 @@ impl Conv {
         let fan_in = s.c_in * s.kernel * s.kernel;
         let w_init = match s.init {
             ConvInit::TorchDefault => torch_default(fan_in),
-            ConvInit::HeFanOut => Init::Normal { std: (2.0 / (s.kernel * s.kernel * s.c_out) as f64).sqrt() },
+            ConvInit::HeFanOut => Init::Normal {
+                std: (2.0 / (s.kernel * s.kernel * s.c_out) as f64).sqrt(),
+            },
         };
         let weight = p.tensor("weight", &[s.c_out, s.c_in, s.kernel, s.kernel], w_init)?;
-        let bias = if s.bias { Some(p.tensor("bias", &[s.c_out], torch_default(fan_in))?) } else { None };
-        Ok(Conv { weight, bias, params: ConvParams { stride: s.stride, padding: s.padding } })
+        let bias = if s.bias {
+            Some(p.tensor("bias", &[s.c_out], torch_default(fan_in))?)
+        } else {
+            None
+        };
+        Ok(Conv {
+            weight,
+            bias,
+            params: ConvParams {
+                stride: s.stride,
+                padding: s.padding,
+            },
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -147,14 +176,23 @@ impl Norm {
                 p.var(BUFFER_NAMES[1], &[channels], Init::Const(1.0))?,
             )),
         };
-        Ok(Norm { weight, bias, running })
+        Ok(Norm {
+            weight,
+            bias,
+            running,
+        })
     }
 
     /// Normalises x (N, C, H, W), then applies ReLU when `relu` and k x k average pooling
     /// when `pool` = k > 1. Batch norm in `train` mode uses the batch statistics and updates
     /// the running ones.
     pub fn forward(&self, x: &Tensor, relu: bool, pool: usize, train: bool) -> Result<Tensor> {
-        let params = |stats| NormParams { stats, eps: NORM_EPS, relu, pool };
+        let params = |stats| NormParams {
+            stats,
+            eps: NORM_EPS,
+            relu,
+            pool,
+        };
         match (&self.running, train) {
             (None, _) => ops::norm(x, &self.weight, &self.bias, params(NormStats::Instance)),
             (Some((mean, var)), true) => {
@@ -189,7 +227,11 @@ impl Norm {
 
 /// nn.Linear with torch's default initialisation.
 pub fn linear(p: &Params, in_features: usize, out_features: usize) -> Result<candle_nn::Linear> {
-    let weight = p.tensor("weight", &[out_features, in_features], torch_default(in_features))?;
+    let weight = p.tensor(
+        "weight",
+        &[out_features, in_features],
+        torch_default(in_features),
+    )?;
     let bias = p.tensor("bias", &[out_features], torch_default(in_features))?;
     Ok(candle_nn::Linear::new(weight, Some(bias)))
 }

@@ -22,7 +22,9 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
     /// ConvNet-D, width 128.
-    ConvNet { depth: usize },
+    ConvNet {
+        depth: usize,
+    },
     /// ResNet-10 with strides replaced by average pooling.
     ResNetAp10,
     ResNet18,
@@ -41,12 +43,18 @@ impl std::str::FromStr for Arch {
             "resnet18" => return Ok(Arch::ResNet18),
             _ => {}
         }
-        if let Some(depth) = lower.strip_prefix("convnet").and_then(|d| d.parse::<usize>().ok()) {
+        if let Some(depth) = lower
+            .strip_prefix("convnet")
+            .and_then(|d| d.parse::<usize>().ok())
+        {
             if (1..=8).contains(&depth) {
                 return Ok(Arch::ConvNet { depth });
             }
         }
-        Err(StudentError::UnknownNet { name: name.to_string(), valid: NET_NAMES.join(", ") })
+        Err(StudentError::UnknownNet {
+            name: name.to_string(),
+            valid: NET_NAMES.join(", "),
+        })
     }
 }
 
@@ -103,13 +111,25 @@ impl Net {
         let p = Params::new(&vars, &rng);
         let (input, classes) = (spec.input, spec.num_classes);
         let body = match spec.arch {
-            Arch::ConvNet { depth } => Body::ConvNet(ConvNet::new(&p, depth, spec.norm, input, classes)?),
-            Arch::ResNetAp10 => {
-                Body::ResNet(ResNet::new(&p, ResNetKind::AvgPool, [1, 1, 1, 1], spec.norm, input, classes)?)
+            Arch::ConvNet { depth } => {
+                Body::ConvNet(ConvNet::new(&p, depth, spec.norm, input, classes)?)
             }
-            Arch::ResNet18 => {
-                Body::ResNet(ResNet::new(&p, ResNetKind::Strided, [2, 2, 2, 2], spec.norm, input, classes)?)
-            }
+            Arch::ResNetAp10 => Body::ResNet(ResNet::new(
+                &p,
+                ResNetKind::AvgPool,
+                [1, 1, 1, 1],
+                spec.norm,
+                input,
+                classes,
+            )?),
+            Arch::ResNet18 => Body::ResNet(ResNet::new(
+                &p,
+                ResNetKind::Strided,
+                [2, 2, 2, 2],
+                spec.norm,
+                input,
+                classes,
+            )?),
         };
         Ok(Net { spec, vars, body })
     }
@@ -162,17 +182,27 @@ impl Net {
 
     /// Writes all variables (parameters and buffers) as safetensors, keyed like the torch module.
     pub fn save(&self, path: &Path) -> std::result::Result<(), StudentError> {
-        self.vars.save(path).map_err(|source| StudentError::Weights { path: path.to_path_buf(), source })
+        self.vars
+            .save(path)
+            .map_err(|source| StudentError::Weights {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 
     /// Loads weights saved by `save` for a net of the same spec. Every key must be present
     /// with the right shape, and the file must hold no other keys.
     pub fn load(spec: NetSpec, path: &Path) -> std::result::Result<Self, StudentError> {
-        let err = |source| StudentError::Weights { path: path.to_path_buf(), source };
+        let err = |source| StudentError::Weights {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut net = Net::new(spec, 0).map_err(err)?;
-        let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(err)?;
+        let tensors =
+            candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(err)?;
         let data = net.vars.data().lock().expect("var map lock");
-        let mut unexpected: Vec<&String> = tensors.keys().filter(|k| !data.contains_key(*k)).collect();
+        let mut unexpected: Vec<&String> =
+            tensors.keys().filter(|k| !data.contains_key(*k)).collect();
         let mut missing: Vec<&String> = data.keys().filter(|k| !tensors.contains_key(*k)).collect();
         if !unexpected.is_empty() || !missing.is_empty() {
             unexpected.sort();
@@ -193,7 +223,8 @@ impl Net {
                     found: t.dims().to_vec(),
                 });
             }
-            var.set(&t.to_dtype(candle_core::DType::F32).map_err(err)?).map_err(err)?;
+            var.set(&t.to_dtype(candle_core::DType::F32).map_err(err)?)
+                .map_err(err)?;
         }
         drop(data);
         net.spec = spec;
@@ -206,11 +237,20 @@ mod tests {
     use super::*;
 
     fn shape(channels: usize, size: usize) -> ImageShape {
-        ImageShape { channels, height: size, width: size }
+        ImageShape {
+            channels,
+            height: size,
+            width: size,
+        }
     }
 
     fn spec(name: &str, norm: NormKind, input: ImageShape, num_classes: usize) -> NetSpec {
-        NetSpec { arch: name.parse().unwrap(), norm, input, num_classes }
+        NetSpec {
+            arch: name.parse().unwrap(),
+            norm,
+            input,
+            num_classes,
+        }
     }
 
     /// Numbers printed by benches/student/param_counts.py (torch definitions of the same nets).
@@ -220,8 +260,20 @@ mod tests {
             ("convnet3", shape(1, 28), 10, NormKind::Instance, 317_706),
             ("convnet3", shape(3, 32), 10, NormKind::Instance, 320_010),
             ("convnet6", shape(3, 224), 10, NormKind::Instance, 754_570),
-            ("resnetap10", shape(3, 224), 10, NormKind::Instance, 4_910_922),
-            ("resnet18", shape(3, 224), 10, NormKind::Instance, 11_181_642),
+            (
+                "resnetap10",
+                shape(3, 224),
+                10,
+                NormKind::Instance,
+                4_910_922,
+            ),
+            (
+                "resnet18",
+                shape(3, 224),
+                10,
+                NormKind::Instance,
+                11_181_642,
+            ),
             ("resnet18", shape(3, 224), 1000, NormKind::Batch, 11_689_512),
         ];
         for (name, input, classes, norm, expected) in cases {
@@ -238,23 +290,44 @@ mod tests {
             features.8.weight features.9.bias features.9.weight";
         let net = Net::new(spec("convnet3", NormKind::Instance, shape(1, 28), 10), 0).unwrap();
         let ours: Vec<String> = net.trainable().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(ours.join(" "), torch_keys.split_whitespace().collect::<Vec<_>>().join(" "));
-        let resnet = Net::new(spec("resnetap10", NormKind::Instance, shape(3, 224), 10), 0).unwrap();
+        assert_eq!(
+            ours.join(" "),
+            torch_keys.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        let resnet =
+            Net::new(spec("resnetap10", NormKind::Instance, shape(3, 224), 10), 0).unwrap();
         let keys: Vec<String> = resnet.trainable().into_iter().map(|(k, _)| k).collect();
-        for k in ["layer0.conv1.weight", "layer2.0.downsample.0.weight", "layer2.0.downsample.2.bias", "fc.weight"] {
+        for k in [
+            "layer0.conv1.weight",
+            "layer2.0.downsample.0.weight",
+            "layer2.0.downsample.2.bias",
+            "fc.weight",
+        ] {
             assert!(keys.iter().any(|x| x == k), "missing {k}");
         }
     }
 
     #[test]
     fn names_parse_and_unknown_names_list_the_valid_ones() {
-        assert_eq!("convnet3".parse::<Arch>().unwrap(), Arch::ConvNet { depth: 3 });
-        assert_eq!("ConvNet6".parse::<Arch>().unwrap(), Arch::ConvNet { depth: 6 });
-        assert_eq!("convnet4".parse::<Arch>().unwrap(), Arch::ConvNet { depth: 4 });
+        assert_eq!(
+            "convnet3".parse::<Arch>().unwrap(),
+            Arch::ConvNet { depth: 3 }
+        );
+        assert_eq!(
+            "ConvNet6".parse::<Arch>().unwrap(),
+            Arch::ConvNet { depth: 6 }
+        );
+        assert_eq!(
+            "convnet4".parse::<Arch>().unwrap(),
+            Arch::ConvNet { depth: 4 }
+        );
         assert_eq!("resnetap10".parse::<Arch>().unwrap(), Arch::ResNetAp10);
         assert_eq!("resnet18".parse::<Arch>().unwrap(), Arch::ResNet18);
         let err = "vgg11".parse::<Arch>().unwrap_err().to_string();
-        assert!(err.contains("vgg11") && err.contains("convnet3") && err.contains("resnetap10"), "{err}");
+        assert!(
+            err.contains("vgg11") && err.contains("convnet3") && err.contains("resnetap10"),
+            "{err}"
+        );
         assert!("convnet".parse::<Arch>().is_err());
         assert_eq!(Arch::ConvNet { depth: 6 }.to_string(), "convnet6");
     }
@@ -262,8 +335,20 @@ mod tests {
     #[test]
     fn same_seed_same_net_and_weights_round_trip() {
         let s = spec("convnet3", NormKind::Batch, shape(1, 28), 10);
-        let (a, b, c) = (Net::new(s, 7).unwrap(), Net::new(s, 7).unwrap(), Net::new(s, 8).unwrap());
-        let first = |n: &Net| n.trainable()[0].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (a, b, c) = (
+            Net::new(s, 7).unwrap(),
+            Net::new(s, 7).unwrap(),
+            Net::new(s, 8).unwrap(),
+        );
+        let first = |n: &Net| {
+            n.trainable()[0]
+                .1
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
         assert_eq!(first(&a), first(&b));
         assert_ne!(first(&a), first(&c));
 
@@ -274,7 +359,15 @@ mod tests {
         assert_eq!(first(&loaded), first(&a));
         let x = Tensor::randn(0f32, 1., (2, 1, 28, 28), &candle_core::Device::Cpu).unwrap();
         let diff = (a.forward(&x, false).unwrap() - loaded.forward(&x, false).unwrap()).unwrap();
-        assert_eq!(diff.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        assert_eq!(
+            diff.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
 
         // A file for another net names what does not fit.
         let other = spec("convnet3", NormKind::Instance, shape(1, 28), 10);

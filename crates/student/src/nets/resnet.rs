@@ -20,7 +20,15 @@ pub enum ResNetKind {
 const STEM_WIDTH: usize = 64;
 
 fn conv(p: &Params, c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Result<Conv> {
-    let spec = ConvSpec { c_in, c_out, kernel, stride, padding: kernel / 2, bias: false, init: ConvInit::HeFanOut };
+    let spec = ConvSpec {
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        padding: kernel / 2,
+        bias: false,
+        init: ConvInit::HeFanOut,
+    };
     Conv::new(p, spec)
 }
 
@@ -36,7 +44,14 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(p: &Params, kind: ResNetKind, norm: NormKind, c_in: usize, planes: usize, stride: usize) -> Result<Self> {
+    fn new(
+        p: &Params,
+        kind: ResNetKind,
+        norm: NormKind,
+        c_in: usize,
+        planes: usize,
+        stride: usize,
+    ) -> Result<Self> {
         let conv_stride = match kind {
             ResNetKind::AvgPool => 1,
             ResNetKind::Strided => stride,
@@ -47,7 +62,10 @@ impl BasicBlock {
                 ResNetKind::AvgPool => 2,
                 ResNetKind::Strided => 1,
             };
-            Some((conv(&ds.pp(0), c_in, planes, 1, conv_stride)?, Norm::new(&ds.pp(norm_index), norm, planes)?))
+            Some((
+                conv(&ds.pp(0), c_in, planes, 1, conv_stride)?,
+                Norm::new(&ds.pp(norm_index), norm, planes)?,
+            ))
         } else {
             None
         };
@@ -67,9 +85,19 @@ impl BasicBlock {
             ResNetKind::AvgPool => self.stride,
             ResNetKind::Strided => 1,
         };
-        let pooled = |t: Tensor| if pool > 1 { ops::avg_pool2d(&t, pool) } else { Ok(t) };
-        let out = self.bn1.forward(&self.conv1.forward(x)?, true, pool, train)?; // norm -> ReLU -> [pool]
-        let out = self.bn2.forward(&self.conv2.forward(&out)?, false, 1, train)?;
+        let pooled = |t: Tensor| {
+            if pool > 1 {
+                ops::avg_pool2d(&t, pool)
+            } else {
+                Ok(t)
+            }
+        };
+        let out = self
+            .bn1
+            .forward(&self.conv1.forward(x)?, true, pool, train)?; // norm -> ReLU -> [pool]
+        let out = self
+            .bn2
+            .forward(&self.conv2.forward(&out)?, false, 1, train)?;
         let shortcut = match &self.downsample {
             Some((conv, norm)) => norm.forward(&pooled(conv.forward(x)?)?, false, 1, train)?,
             None => x.clone(),
@@ -121,7 +149,11 @@ impl ResNet {
             }
             // torchvision: conv 7x7/2 + max-pool 3x3/2 from 'mid' up; conv 3x3/1 for small inputs.
             ResNetKind::Strided => {
-                let (kernel, stride) = if stem_size == StemSize::Small { (3, 1) } else { (7, 2) };
+                let (kernel, stride) = if stem_size == StemSize::Small {
+                    (3, 1)
+                } else {
+                    (7, 2)
+                };
                 let c = conv(&p.pp("conv1"), input.channels, STEM_WIDTH, kernel, stride)?;
                 (c, Norm::new(&p.pp("bn1"), norm, STEM_WIDTH)?)
             }
@@ -138,7 +170,14 @@ impl ResNet {
             }
         }
         let fc = linear(&p.pp("fc"), c_in, num_classes)?;
-        Ok(ResNet { kind, stem_size, stem_conv, stem_norm, layers, fc })
+        Ok(ResNet {
+            kind,
+            stem_size,
+            stem_conv,
+            stem_norm,
+            layers,
+            fc,
+        })
     }
 
     pub fn feature_dim(&self) -> usize {
@@ -152,9 +191,18 @@ impl ResNet {
             (ResNetKind::AvgPool, StemSize::Mid) => 2,
             _ => 1,
         };
-        let mut x = self.stem_norm.forward(&self.stem_conv.forward(x)?, true, stem_pool, train)?; // (N, 64, H', W')
+        let mut x = self
+            .stem_norm
+            .forward(&self.stem_conv.forward(x)?, true, stem_pool, train)?; // (N, 64, H', W')
         if self.kind == ResNetKind::Strided && self.stem_size != StemSize::Small {
-            x = ops::max_pool2d(&x, MaxPoolParams { kernel: 3, stride: 2, padding: 1 })?;
+            x = ops::max_pool2d(
+                &x,
+                MaxPoolParams {
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                },
+            )?;
         }
         for block in &self.layers {
             x = block.forward(&x, train)?;

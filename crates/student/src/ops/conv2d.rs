@@ -63,7 +63,19 @@ impl Geometry {
         }
         let ho = (h + 2 * p.padding - kh) / p.stride + 1;
         let wo = (wd + 2 * p.padding - kw) / p.stride + 1;
-        Ok(Geometry { n, c_in, h, w: wd, c_out, kh, kw, stride: p.stride, pad: p.padding, ho, wo })
+        Ok(Geometry {
+            n,
+            c_in,
+            h,
+            w: wd,
+            c_out,
+            kh,
+            kw,
+            stride: p.stride,
+            pad: p.padding,
+            ho,
+            wo,
+        })
     }
 
     fn k(&self) -> usize {
@@ -88,7 +100,10 @@ impl Geometry {
             return vec![(0, plane)];
         }
         let rows = (TARGET_COLS / self.wo).max(1);
-        (0..self.ho).step_by(rows).map(|r0| (r0 * self.wo, rows.min(self.ho - r0) * self.wo)).collect()
+        (0..self.ho)
+            .step_by(rows)
+            .map(|r0| (r0 * self.wo, rows.min(self.ho - r0) * self.wo))
+            .collect()
     }
 
     /// For kernel column `kj`: the output columns [lo, hi) whose input column
@@ -97,7 +112,11 @@ impl Geometry {
         let (s, pad) = (self.stride, self.pad);
         let lo = if kj >= pad { 0 } else { (pad - kj).div_ceil(s) };
         // ow * s + kj - pad <= w - 1  <=>  ow <= (w - 1 + pad - kj) / s
-        let hi = if self.w + pad > kj { ((self.w - 1 + pad - kj) / s + 1).min(self.wo) } else { 0 };
+        let hi = if self.w + pad > kj {
+            ((self.w - 1 + pad - kj) / s + 1).min(self.wo)
+        } else {
+            0
+        };
         (lo.min(hi), hi)
     }
 
@@ -166,7 +185,10 @@ impl Geometry {
                             let dst_row = &mut dst[ih as usize * self.w..][..self.w];
                             let first = lo * self.stride + kj - self.pad;
                             if self.stride == 1 {
-                                for (d, &v) in dst_row[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                                for (d, &v) in dst_row[first..first + (hi - lo)]
+                                    .iter_mut()
+                                    .zip(&src[lo..hi])
+                                {
                                     *d += v;
                                 }
                             } else {
@@ -183,49 +205,67 @@ impl Geometry {
 }
 
 impl Conv2dOp {
-    fn forward(&self, x: &[f32], xl: &Layout, w: &[f32], wl: &Layout, b: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn forward(
+        &self,
+        x: &[f32],
+        xl: &Layout,
+        w: &[f32],
+        wl: &Layout,
+        b: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.p)?;
         let (k, plane) = (g.k(), g.out_plane());
         let per_group = g.images_per_group();
         let mut y = vec![0f32; g.n * g.c_out * plane]; // (N, C_out, Ho, Wo)
         let in_image = g.c_in * g.h * g.w;
         let weight = MatRef::row_major(w, g.c_out, k);
-        y.par_chunks_mut(per_group * g.c_out * plane).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(col, tmp), (group, y_group)| {
-                let images = y_group.len() / (g.c_out * plane);
-                let x_group = &x[group * per_group * in_image..][..images * in_image];
-                for (p0, len) in g.tiles(images) {
-                    let cols = images * len;
-                    col.resize(k * cols, 0.0);
-                    g.im2col(x_group, images, p0, len, col);
-                    let col = MatRef::row_major(col, k, cols);
-                    if images == 1 {
-                        matmul(&mut y_group[p0..], plane, weight, col, false);
-                    } else {
-                        tmp.resize(g.c_out * cols, 0.0);
-                        matmul(tmp, cols, weight, col, false);
-                        for bi in 0..images {
-                            for co in 0..g.c_out {
-                                y_group[(bi * g.c_out + co) * plane..][..len]
-                                    .copy_from_slice(&tmp[co * cols + bi * len..][..len]);
+        y.par_chunks_mut(per_group * g.c_out * plane)
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(col, tmp), (group, y_group)| {
+                    let images = y_group.len() / (g.c_out * plane);
+                    let x_group = &x[group * per_group * in_image..][..images * in_image];
+                    for (p0, len) in g.tiles(images) {
+                        let cols = images * len;
+                        col.resize(k * cols, 0.0);
+                        g.im2col(x_group, images, p0, len, col);
+                        let col = MatRef::row_major(col, k, cols);
+                        if images == 1 {
+                            matmul(&mut y_group[p0..], plane, weight, col, false);
+                        } else {
+                            tmp.resize(g.c_out * cols, 0.0);
+                            matmul(tmp, cols, weight, col, false);
+                            for bi in 0..images {
+                                for co in 0..g.c_out {
+                                    y_group[(bi * g.c_out + co) * plane..][..len]
+                                        .copy_from_slice(&tmp[co * cols + bi * len..][..len]);
+                                }
                             }
                         }
                     }
-                }
-                if let Some(b) = b {
-                    for (i, y_plane) in y_group.chunks_mut(plane).enumerate() {
-                        let bias = b[i % g.c_out];
-                        y_plane.iter_mut().for_each(|v| *v += bias);
+                    if let Some(b) = b {
+                        for (i, y_plane) in y_group.chunks_mut(plane).enumerate() {
+                            let bias = b[i % g.c_out];
+                            y_plane.iter_mut().for_each(|v| *v += bias);
+                        }
                     }
-                }
-            },
-        );
-        Ok((CpuStorage::F32(y), Shape::from_dims(&[g.n, g.c_out, g.ho, g.wo])))
+                },
+            );
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from_dims(&[g.n, g.c_out, g.ho, g.wo]),
+        ))
     }
 
     /// Gradients for x (when `need_dx`), w and b from the output gradient dy.
-    fn backward(&self, x: &Tensor, w: &Tensor, dy: &Tensor, need_dx: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+    fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        dy: &Tensor,
+        need_dx: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let g = Geometry::new(x.dims(), w.dims(), self.p)?;
         let (k, plane) = (g.k(), g.out_plane());
         let per_group = g.images_per_group();
@@ -233,7 +273,11 @@ impl Conv2dOp {
         let out_image = g.c_out * plane;
         let n_groups = g.n.div_ceil(per_group);
         let dy = dy.contiguous()?;
-        let mut dx = if need_dx { vec![0f32; g.n * in_image] } else { Vec::new() };
+        let mut dx = if need_dx {
+            vec![0f32; g.n * in_image]
+        } else {
+            Vec::new()
+        };
         let (x_storage, x_layout) = x.storage_and_layout();
         let x = storage_f32("conv2d backward", &x_storage, x_layout)?;
         let (w_storage, w_layout) = w.storage_and_layout();
@@ -252,7 +296,13 @@ impl Conv2dOp {
                 g.im2col(x_group, images, p0, len, &mut acc.col);
                 // dY of the tile as a (C_out, cols) matrix.
                 let dy_tile = if images == 1 {
-                    MatRef { data: &dy_group[p0..], rows: g.c_out, cols, row_stride: plane, col_stride: 1 }
+                    MatRef {
+                        data: &dy_group[p0..],
+                        rows: g.c_out,
+                        cols,
+                        row_stride: plane,
+                        col_stride: 1,
+                    }
                 } else {
                     acc.dy_tile.resize(g.c_out * cols, 0.0);
                     for bi in 0..images {
@@ -263,7 +313,13 @@ impl Conv2dOp {
                     }
                     MatRef::row_major(&acc.dy_tile, g.c_out, cols)
                 };
-                matmul(&mut acc.dw, k, dy_tile, MatRef::row_major(&acc.col, k, cols).t(), true);
+                matmul(
+                    &mut acc.dw,
+                    k,
+                    dy_tile,
+                    MatRef::row_major(&acc.col, k, cols).t(),
+                    true,
+                );
                 for co in 0..g.c_out {
                     let row = &dy_tile.data[co * dy_tile.row_stride..][..cols];
                     acc.db[co] += row.iter().map(|&v| v as f64).sum::<f64>();
@@ -293,10 +349,21 @@ impl Conv2dOp {
                 })
                 .reduce(new_acc, BackwardAcc::merge)
         };
-        let (dw, db) = (acc.dw, acc.db.into_iter().map(|v| v as f32).collect::<Vec<f32>>());
+        let (dw, db) = (
+            acc.dw,
+            acc.db.into_iter().map(|v| v as f32).collect::<Vec<f32>>(),
+        );
         let dev = &candle_core::Device::Cpu;
-        let dx = if need_dx { Some(Tensor::from_vec(dx, x_layout.shape(), dev)?) } else { None };
-        Ok((dx, Tensor::from_vec(dw, w_layout.shape(), dev)?, Tensor::from_vec(db, g.c_out, dev)?))
+        let dx = if need_dx {
+            Some(Tensor::from_vec(dx, x_layout.shape(), dev)?)
+        } else {
+            None
+        };
+        Ok((
+            dx,
+            Tensor::from_vec(dw, w_layout.shape(), dev)?,
+            Tensor::from_vec(db, g.c_out, dev)?,
+        ))
     }
 }
 
@@ -311,7 +378,13 @@ struct BackwardAcc {
 
 impl BackwardAcc {
     fn new(dw_len: usize, c_out: usize) -> Self {
-        BackwardAcc { dw: vec![0.0; dw_len], db: vec![0.0; c_out], col: Vec::new(), dcol: Vec::new(), dy_tile: Vec::new() }
+        BackwardAcc {
+            dw: vec![0.0; dw_len],
+            db: vec![0.0; c_out],
+            col: Vec::new(),
+            dcol: Vec::new(),
+            dy_tile: Vec::new(),
+        }
     }
 
     fn merge(mut self, other: Self) -> Self {
@@ -326,13 +399,25 @@ impl CustomOp2 for Conv2dOp {
         "conv2d-im2col"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32("conv2d", s1, l1)?;
         let w = contiguous_f32("conv2d", s2, l2)?;
         self.forward(x, l1, w, l2, None)
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, _db) = self.backward(x, w, dy, x.track_op())?;
         Ok((dx, Some(dw)))
     }
@@ -356,7 +441,11 @@ impl CustomOp3 for Conv2dOp {
         let w = contiguous_f32("conv2d", s2, l2)?;
         let b = contiguous_f32("conv2d", s3, l3)?;
         if l3.dims() != [l2.dims()[0]] {
-            candle_core::bail!("conv2d: bias shape {:?} does not match {} output channels", l3.dims(), l2.dims()[0]);
+            candle_core::bail!(
+                "conv2d: bias shape {:?} does not match {} output channels",
+                l3.dims(),
+                l2.dims()[0]
+            );
         }
         self.forward(x, l1, w, l2, Some(b))
     }
@@ -389,7 +478,16 @@ mod tests {
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(D::Minus1)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     /// Forward and all three gradients against candle's own (slow) conv2d, for the
@@ -403,14 +501,21 @@ mod tests {
             (2, 3, 9, 9, 4, 7, 2, 3), // ResNet-18 stem
             (2, 4, 6, 6, 5, 1, 2, 0), // ResNet-18 shortcut
             (1, 3, 40, 40, 2, 3, 1, 1), // one image cut into several tiles
-            (70, 2, 4, 4, 3, 3, 1, 1),  // many images per group, a ragged last group
+            (70, 2, 4, 4, 3, 3, 1, 1), // many images per group, a ragged last group
+            (2, 3, 12, 12, 4, 7, 1, 3), // ResNetAP stem: 7x7, stride 1
+            (2, 4, 6, 5, 3, 1, 1, 0), // ResNetAP shortcut: 1x1, stride 1
+            (2, 3, 6, 6, 4, 3, 1, 0), // no padding
         ];
         for (i, &(n, c_in, h, w, c_out, k, stride, pad)) in cases.iter().enumerate() {
             let seed = 10 * i as u64;
             let x = Var::from_tensor(&randn(&[n, c_in, h, w], seed)).unwrap();
-            let wt = Var::from_tensor(&(randn(&[c_out, c_in, k, k], seed + 1) * 0.3).unwrap()).unwrap();
+            let wt =
+                Var::from_tensor(&(randn(&[c_out, c_in, k, k], seed + 1) * 0.3).unwrap()).unwrap();
             let b = Var::from_tensor(&randn(&[c_out], seed + 2)).unwrap();
-            let p = ConvParams { stride, padding: pad };
+            let p = ConvParams {
+                stride,
+                padding: pad,
+            };
 
             let ours = conv2d(&x, &wt, Some(&b), p).unwrap();
             let theirs = x
@@ -422,12 +527,33 @@ mod tests {
             assert!(max_abs_diff(&ours, &theirs) < 1e-4, "case {i} forward");
 
             let probe = randn(ours.dims(), seed + 3);
-            let g_ours = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_theirs = (&theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_ours = (&ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_theirs = (&theirs * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for (name, v) in [("x", &x), ("w", &wt), ("b", &b)] {
                 let (a, e) = (g_ours.get(v).unwrap(), g_theirs.get(v).unwrap());
-                let scale = e.abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap().to_scalar::<f32>().unwrap();
-                assert!(max_abs_diff(a, e) <= 1e-4 * scale.max(1.0), "case {i} grad {name}");
+                let scale = e
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(D::Minus1)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(
+                    max_abs_diff(a, e) <= 1e-4 * scale.max(1.0),
+                    "case {i} grad {name}"
+                );
             }
         }
     }
@@ -436,7 +562,16 @@ mod tests {
     fn no_bias_and_constant_input_skip_input_gradient() {
         let x = randn(&[2, 3, 5, 5], 1); // a plain tensor: not part of any graph
         let w = Var::from_tensor(&randn(&[4, 3, 3, 3], 2)).unwrap();
-        let y = conv2d(&x, &w, None, ConvParams { stride: 1, padding: 1 }).unwrap();
+        let y = conv2d(
+            &x,
+            &w,
+            None,
+            ConvParams {
+                stride: 1,
+                padding: 1,
+            },
+        )
+        .unwrap();
         let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none());
         let expected = x.conv2d(&w, 1, 1, 1, 1).unwrap();

@@ -13,12 +13,24 @@ pub(crate) struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A dense row-major (rows, cols) matrix.
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose, without copying.
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
     }
 
     fn last_index(&self) -> usize {
@@ -29,13 +41,22 @@ impl<'a> MatRef<'a> {
 /// dst (m, n), row-major with row stride `dst_row_stride`, gets lhs (m, k) · rhs (k, n),
 /// added to its old values when `accumulate`. Runs on the calling thread only: callers
 /// parallelise over images, which keeps both cores busy without nested thread pools.
-pub(crate) fn matmul(dst: &mut [f32], dst_row_stride: usize, lhs: MatRef, rhs: MatRef, accumulate: bool) {
+pub(crate) fn matmul(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: MatRef,
+    rhs: MatRef,
+    accumulate: bool,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
     if m == 0 || n == 0 {
         return;
     }
-    assert!((m - 1) * dst_row_stride + n <= dst.len(), "matmul: destination too small");
+    assert!(
+        (m - 1) * dst_row_stride + n <= dst.len(),
+        "matmul: destination too small"
+    );
     if k == 0 {
         if !accumulate {
             for i in 0..m {
@@ -44,7 +65,10 @@ pub(crate) fn matmul(dst: &mut [f32], dst_row_stride: usize, lhs: MatRef, rhs: M
         }
         return;
     }
-    assert!(lhs.last_index() < lhs.data.len() && rhs.last_index() < rhs.data.len(), "matmul: operand too small");
+    assert!(
+        lhs.last_index() < lhs.data.len() && rhs.last_index() < rhs.data.len(),
+        "matmul: operand too small"
+    );
     // SAFETY: the asserts above keep every index the kernel touches inside the three slices;
     // `dst` is borrowed mutably, so it cannot alias `lhs` or `rhs`.
     unsafe {
@@ -81,7 +105,13 @@ mod tests {
         let a: Vec<f32> = (0..6).map(|v| v as f32).collect(); // (2, 3)
         let b: Vec<f32> = (0..12).map(|v| (v as f32) * 0.5 - 2.0).collect(); // (3, 4)
         let mut dst = vec![1.0f32; 8];
-        matmul(&mut dst, 4, MatRef::row_major(&a, 2, 3), MatRef::row_major(&b, 3, 4), true);
+        matmul(
+            &mut dst,
+            4,
+            MatRef::row_major(&a, 2, 3),
+            MatRef::row_major(&b, 3, 4),
+            true,
+        );
         for i in 0..2 {
             for j in 0..4 {
                 let want: f32 = 1.0 + (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum::<f32>();
@@ -90,7 +120,13 @@ mod tests {
         }
         // (bᵀ)(4, 3) · (aᵀ)(3, 2) = (a b)ᵀ
         let mut dst_t = vec![7.0f32; 8];
-        matmul(&mut dst_t, 2, MatRef::row_major(&b, 3, 4).t(), MatRef::row_major(&a, 2, 3).t(), false);
+        matmul(
+            &mut dst_t,
+            2,
+            MatRef::row_major(&b, 3, 4).t(),
+            MatRef::row_major(&a, 2, 3).t(),
+            false,
+        );
         for i in 0..2 {
             for j in 0..4 {
                 assert!((dst_t[j * 2 + i] - (dst[i * 4 + j] - 1.0)).abs() < 1e-5);

@@ -15,9 +15,16 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout, Storage};
 
 /// The f32 values of a contiguous CPU tensor argument, or an error naming the op.
-fn contiguous_f32<'a>(op: &'static str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+fn contiguous_f32<'a>(
+    op: &'static str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: only f32 tensors are supported, got {:?}", storage.dtype())
+        candle_core::bail!(
+            "{op}: only f32 tensors are supported, got {:?}",
+            storage.dtype()
+        )
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
         candle_core::bail!("{op}: arguments must be contiguous")
@@ -26,7 +33,11 @@ fn contiguous_f32<'a>(op: &'static str, storage: &'a CpuStorage, layout: &Layout
 }
 
 /// The f32 values behind a contiguous CPU tensor's storage (from `Tensor::storage_and_layout`).
-fn storage_f32<'a>(op: &'static str, storage: &'a Storage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+fn storage_f32<'a>(
+    op: &'static str,
+    storage: &'a Storage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
     match storage {
         Storage::Cpu(cpu) => contiguous_f32(op, cpu, layout),
         _ => candle_core::bail!("{op}: only CPU tensors are supported"),

@@ -34,7 +34,8 @@ pub struct NormParams {
 /// x: (N, C, H, W), gamma, beta: (C); y: (N, C, H / k, W / k).
 /// Fusing the three keeps the full-size normalised map out of memory in both passes.
 pub fn norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: NormParams) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, NormOp { p })
+    x.contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, NormOp { p })
 }
 
 struct NormOp {
@@ -53,7 +54,11 @@ fn group_stats(planes: &[&[f32]], eps: f64) -> (f32, f32) {
     let m = mean as f32;
     let var = planes
         .iter()
-        .map(|v| v.chunks(256).map(|c| c.iter().map(|&e| (e - m) * (e - m)).sum::<f32>() as f64).sum::<f64>())
+        .map(|v| {
+            v.chunks(256)
+                .map(|c| c.iter().map(|&e| (e - m) * (e - m)).sum::<f32>() as f64)
+                .sum::<f64>()
+        })
         .sum::<f64>()
         / count as f64;
     (m, (1.0 / (var + eps).sqrt()) as f32)
@@ -61,14 +66,22 @@ fn group_stats(planes: &[&[f32]], eps: f64) -> (f32, f32) {
 
 /// Per-channel statistics over the batch (batch norm), or None for instance norm, whose
 /// statistics are computed plane by plane where they are used.
-fn batch_statistics(x: &[f32], n: usize, c: usize, plane: usize, p: NormParams) -> Option<Vec<(f32, f32)>> {
+fn batch_statistics(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    plane: usize,
+    p: NormParams,
+) -> Option<Vec<(f32, f32)>> {
     match p.stats {
         NormStats::Instance => None,
         NormStats::Batch => Some(
             (0..c)
                 .into_par_iter()
                 .map(|ci| {
-                    let planes: Vec<&[f32]> = (0..n).map(|ni| &x[(ni * c + ci) * plane..][..plane]).collect();
+                    let planes: Vec<&[f32]> = (0..n)
+                        .map(|ni| &x[(ni * c + ci) * plane..][..plane])
+                        .collect();
                     group_stats(&planes, p.eps)
                 })
                 .collect(),
@@ -89,16 +102,34 @@ struct Dims {
 
 impl NormOp {
     fn dims(&self, shape: &[usize]) -> Result<(usize, Dims)> {
-        let &[n, c, h, w] = shape else { candle_core::bail!("norm: expected (N, C, H, W), got {shape:?}") };
+        let &[n, c, h, w] = shape else {
+            candle_core::bail!("norm: expected (N, C, H, W), got {shape:?}")
+        };
         let k = self.p.pool.max(1);
         if h < k || w < k {
             candle_core::bail!("norm: {h}x{w} planes are smaller than the {k}x{k} pooling window");
         }
-        Ok((n, Dims { c, h, w, k, ho: h / k, wo: w / k }))
+        Ok((
+            n,
+            Dims {
+                c,
+                h,
+                w,
+                k,
+                ho: h / k,
+                wo: w / k,
+            },
+        ))
     }
 
     /// Statistics of plane i: from the batch table, or computed from the plane itself.
-    fn plane_stats(&self, batch: &Option<Vec<(f32, f32)>>, i: usize, d: Dims, x_plane: &[f32]) -> (f32, f32) {
+    fn plane_stats(
+        &self,
+        batch: &Option<Vec<(f32, f32)>>,
+        i: usize,
+        d: Dims,
+        x_plane: &[f32],
+    ) -> (f32, f32) {
         match batch {
             Some(table) => table[i % d.c],
             None => group_stats(&[x_plane], self.p.eps),
@@ -125,37 +156,51 @@ impl CustomOp3 for NormOp {
         let beta = contiguous_f32(self.name(), s3, l3)?;
         let (n, d) = self.dims(l1.dims())?;
         if gamma.len() != d.c || beta.len() != d.c {
-            candle_core::bail!("norm: {} channels but affine parameters of {} and {}", d.c, gamma.len(), beta.len());
+            candle_core::bail!(
+                "norm: {} channels but affine parameters of {} and {}",
+                d.c,
+                gamma.len(),
+                beta.len()
+            );
         }
         let (plane, out_plane) = (d.h * d.w, d.ho * d.wo);
         let batch = batch_statistics(x, n, d.c, plane, self.p);
         let relu = self.p.relu;
         let mut y = vec![0f32; n * d.c * out_plane];
-        y.par_chunks_mut(out_plane).zip(x.par_chunks(plane)).enumerate().for_each_init(Vec::new, |act, (i, (y, x))| {
-            let (mean, rstd) = self.plane_stats(&batch, i, d, x);
-            let scale = rstd * gamma[i % d.c];
-            let shift = beta[i % d.c] - mean * scale;
-            let f = |v: f32| if relu { (v * scale + shift).max(0.0) } else { v * scale + shift };
-            if d.k == 1 {
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
-                return;
-            }
-            // Pool: sum k rows of activations into the output row, then scale.
-            act.resize(d.w, 0.0);
-            let inv = 1.0 / (d.k * d.k) as f32;
-            for oh in 0..d.ho {
-                let out = &mut y[oh * d.wo..(oh + 1) * d.wo];
-                out.fill(0.0);
-                for r in 0..d.k {
-                    let row = &x[(oh * d.k + r) * d.w..][..d.w];
-                    act.iter_mut().zip(row).for_each(|(a, &v)| *a = f(v));
-                    for (o, win) in out.iter_mut().zip(act.chunks_exact(d.k)) {
-                        *o += win.iter().sum::<f32>();
+        y.par_chunks_mut(out_plane)
+            .zip(x.par_chunks(plane))
+            .enumerate()
+            .for_each_init(Vec::new, |act, (i, (y, x))| {
+                let (mean, rstd) = self.plane_stats(&batch, i, d, x);
+                let scale = rstd * gamma[i % d.c];
+                let shift = beta[i % d.c] - mean * scale;
+                let f = |v: f32| {
+                    if relu {
+                        (v * scale + shift).max(0.0)
+                    } else {
+                        v * scale + shift
                     }
+                };
+                if d.k == 1 {
+                    y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
+                    return;
                 }
-                out.iter_mut().for_each(|o| *o *= inv);
-            }
-        });
+                // Pool: sum k rows of activations into the output row, then scale.
+                act.resize(d.w, 0.0);
+                let inv = 1.0 / (d.k * d.k) as f32;
+                for oh in 0..d.ho {
+                    let out = &mut y[oh * d.wo..(oh + 1) * d.wo];
+                    out.fill(0.0);
+                    for r in 0..d.k {
+                        let row = &x[(oh * d.k + r) * d.w..][..d.w];
+                        act.iter_mut().zip(row).for_each(|(a, &v)| *a = f(v));
+                        for (o, win) in out.iter_mut().zip(act.chunks_exact(d.k)) {
+                            *o += win.iter().sum::<f32>();
+                        }
+                    }
+                    out.iter_mut().for_each(|o| *o *= inv);
+                }
+            });
         Ok((CpuStorage::F32(y), Shape::from_dims(&[n, d.c, d.ho, d.wo])))
     }
 
@@ -214,7 +259,9 @@ impl CustomOp3 for NormOp {
             if relu {
                 let scale = rstd * gamma_data[i % c];
                 let shift = beta_data[i % c] - mean * scale;
-                dz.iter_mut().zip(xp).for_each(|(g, &x)| *g = if x * scale + shift > 0.0 { *g } else { 0.0 });
+                dz.iter_mut()
+                    .zip(xp)
+                    .for_each(|(g, &x)| *g = if x * scale + shift > 0.0 { *g } else { 0.0 });
             }
         };
         // Per plane: statistics, s1 = Σ dz, s2 = Σ dz * xhat.
@@ -245,21 +292,26 @@ impl CustomOp3 for NormOp {
         // Sums over each statistics group, and its size.
         let (group_sums, count): (Vec<(f64, f64)>, usize) = match self.p.stats {
             NormStats::Instance => (sums, plane),
-            NormStats::Batch => ((0..n * c).map(|i| (dbeta[i % c], dgamma[i % c])).collect(), n * plane),
+            NormStats::Batch => (
+                (0..n * c).map(|i| (dbeta[i % c], dgamma[i % c])).collect(),
+                n * plane,
+            ),
         };
         let mut dx = vec![0f32; x_data.len()];
-        dx.par_chunks_mut(plane).enumerate().for_each_init(Vec::new, |dz, (i, dx)| {
-            let (s1, s2) = group_sums[i];
-            let (mean1, mean2) = ((s1 / count as f64) as f32, (s2 / count as f64) as f32);
-            let (m, r) = stats[i];
-            dz_plane(i, (m, r), dz);
-            let kk = r * gamma_data[i % c];
-            let (a, b) = (r * mean2, mean1);
-            let xp = &x_data[i * plane..(i + 1) * plane];
-            for ((d, &g), &x) in dx.iter_mut().zip(dz.iter()).zip(xp) {
-                *d = kk * (g - b - (x - m) * a);
-            }
-        });
+        dx.par_chunks_mut(plane)
+            .enumerate()
+            .for_each_init(Vec::new, |dz, (i, dx)| {
+                let (s1, s2) = group_sums[i];
+                let (mean1, mean2) = ((s1 / count as f64) as f32, (s2 / count as f64) as f32);
+                let (m, r) = stats[i];
+                dz_plane(i, (m, r), dz);
+                let kk = r * gamma_data[i % c];
+                let (a, b) = (r * mean2, mean1);
+                let xp = &x_data[i * plane..(i + 1) * plane];
+                for ((d, &g), &x) in dx.iter_mut().zip(dz.iter()).zip(xp) {
+                    *d = kk * (g - b - (x - m) * a);
+                }
+            });
         let dev = &candle_core::Device::Cpu;
         let to_f32 = |v: Vec<f64>| v.into_iter().map(|e| e as f32).collect::<Vec<f32>>();
         Ok((
@@ -282,7 +334,13 @@ pub fn batch_mean_var(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     Ok((0..c)
         .into_par_iter()
         .map(|ci| {
-            let values = || (0..n).flat_map(move |ni| data[(ni * c + ci) * plane..][..plane].iter().map(|&v| v as f64));
+            let values = || {
+                (0..n).flat_map(move |ni| {
+                    data[(ni * c + ci) * plane..][..plane]
+                        .iter()
+                        .map(|&v| v as f64)
+                })
+            };
             let mean = values().sum::<f64>() / count;
             let var = values().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0).max(1.0);
             (mean as f32, var as f32)
@@ -299,12 +357,23 @@ mod tests {
         use rand::SeedableRng;
         use rand_distr::{Distribution, StandardNormal};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let v: Vec<f32> = (0..shape.iter().product()).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let v: Vec<f32> = (0..shape.iter().product())
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(D::Minus1).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(D::Minus1)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     /// The same normalisation written with candle's composed (differentiable) ops.
@@ -317,7 +386,9 @@ mod tests {
         let mean = x.mean_keepdim(dims).unwrap();
         let centred = x.broadcast_sub(&mean).unwrap();
         let var = centred.sqr().unwrap().mean_keepdim(dims).unwrap();
-        let xhat = centred.broadcast_div(&(var + p.eps).unwrap().sqrt().unwrap()).unwrap();
+        let xhat = centred
+            .broadcast_div(&(var + p.eps).unwrap().sqrt().unwrap())
+            .unwrap();
         let y = xhat
             .broadcast_mul(&gamma.reshape((1, c, 1, 1)).unwrap())
             .unwrap()
@@ -333,23 +404,48 @@ mod tests {
 
     #[test]
     fn matches_composed_ops_forward_and_backward() {
-        for (i, stats) in [NormStats::Instance, NormStats::Batch].into_iter().enumerate() {
+        for (i, stats) in [NormStats::Instance, NormStats::Batch]
+            .into_iter()
+            .enumerate()
+        {
             for (relu, pool) in [(false, 1), (true, 1), (true, 2), (false, 2)] {
-                let p = NormParams { stats, eps: 1e-5, relu, pool };
+                let p = NormParams {
+                    stats,
+                    eps: 1e-5,
+                    relu,
+                    pool,
+                };
                 let seed = 100 + 10 * i as u64 + relu as u64 + 2 * pool as u64;
                 // An offset mean checks the statistics are not computed naively around 0.
-                let x = Var::from_tensor(&randn(&[3, 4, 6, 8], seed).affine(2.0, 3.0).unwrap()).unwrap();
+                let x = Var::from_tensor(&randn(&[3, 4, 6, 8], seed).affine(2.0, 3.0).unwrap())
+                    .unwrap();
                 let gamma = Var::from_tensor(&randn(&[4], seed + 1)).unwrap();
                 let beta = Var::from_tensor(&randn(&[4], seed + 2)).unwrap();
                 let ours = norm(&x, &gamma, &beta, p).unwrap();
                 let theirs = composed(&x, &gamma, &beta, p);
-                assert!(max_abs_diff(&ours, &theirs) < 1e-4, "{stats:?} relu={relu} pool={pool} forward");
+                assert!(
+                    max_abs_diff(&ours, &theirs) < 1e-4,
+                    "{stats:?} relu={relu} pool={pool} forward"
+                );
                 let probe = randn(ours.dims(), seed + 3);
-                let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-                let g2 = (&theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+                let g1 = (&ours * &probe)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let g2 = (&theirs * &probe)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
                 for (name, v) in [("x", &x), ("gamma", &gamma), ("beta", &beta)] {
                     let d = max_abs_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
-                    assert!(d < 1e-3, "{stats:?} relu={relu} pool={pool} grad {name}: {d}");
+                    assert!(
+                        d < 1e-3,
+                        "{stats:?} relu={relu} pool={pool} grad {name}: {d}"
+                    );
                 }
             }
         }
@@ -357,10 +453,18 @@ mod tests {
 
     #[test]
     fn batch_statistics_are_unbiased_per_channel() {
-        let x = Tensor::from_vec(vec![1f32, 3., 10., 10., 5., 7., 20., 40.], (2, 2, 2, 1), &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(
+            vec![1f32, 3., 10., 10., 5., 7., 20., 40.],
+            (2, 2, 2, 1),
+            &Device::Cpu,
+        )
+        .unwrap();
         let (mean, var) = batch_mean_var(&x).unwrap();
         // channel 0: 1, 3, 5, 7 -> mean 4, unbiased var 20/3; channel 1: 10, 10, 20, 40 -> 20, 200.
         assert_eq!(mean, vec![4.0, 20.0]);
-        assert!((var[0] - 20.0 / 3.0).abs() < 1e-5 && (var[1] - 200.0).abs() < 1e-3, "{var:?}");
+        assert!(
+            (var[0] - 20.0 / 3.0).abs() < 1e-5 && (var[1] - 200.0).abs() < 1e-3,
+            "{var:?}"
+        );
     }
 }

@@ -49,18 +49,20 @@ impl CustomOp1 for AvgPoolOp {
         }
         let scale = 1.0 / (k * k) as f32;
         let mut y = vec![0f32; n * c * ho * wo];
-        y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
-            for oh in 0..ho {
-                let out = &mut y[oh * wo..(oh + 1) * wo];
-                for ki in 0..k {
-                    let row = &x[(oh * k + ki) * w..][..wo * k];
-                    for (ow, o) in out.iter_mut().enumerate() {
-                        *o += row[ow * k..(ow + 1) * k].iter().sum::<f32>();
+        y.par_chunks_mut(ho * wo)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(y, x)| {
+                for oh in 0..ho {
+                    let out = &mut y[oh * wo..(oh + 1) * wo];
+                    for ki in 0..k {
+                        let row = &x[(oh * k + ki) * w..][..wo * k];
+                        for (ow, o) in out.iter_mut().enumerate() {
+                            *o += row[ow * k..(ow + 1) * k].iter().sum::<f32>();
+                        }
                     }
+                    out.iter_mut().for_each(|o| *o *= scale);
                 }
-                out.iter_mut().for_each(|o| *o *= scale);
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), Shape::from_dims(&[n, c, ho, wo])))
     }
 
@@ -73,16 +75,22 @@ impl CustomOp1 for AvgPoolOp {
         let dy_data = storage_f32("avg-pool2d backward", &dys, dyl)?;
         let scale = 1.0 / (k * k) as f32;
         let mut dx = vec![0f32; n * c * h * w];
-        dx.par_chunks_mut(h * w).zip(dy_data.par_chunks(ho * wo)).for_each(|(dx, dy)| {
-            for ih in 0..ho * k {
-                let src = &dy[(ih / k) * wo..][..wo];
-                let dst = &mut dx[ih * w..][..wo * k];
-                for (iw, d) in dst.iter_mut().enumerate() {
-                    *d = src[iw / k] * scale;
+        dx.par_chunks_mut(h * w)
+            .zip(dy_data.par_chunks(ho * wo))
+            .for_each(|(dx, dy)| {
+                for ih in 0..ho * k {
+                    let src = &dy[(ih / k) * wo..][..wo];
+                    let dst = &mut dx[ih * w..][..wo * k];
+                    for (iw, d) in dst.iter_mut().enumerate() {
+                        *d = src[iw / k] * scale;
+                    }
                 }
-            }
-        });
-        Ok(Some(Tensor::from_vec(dx, (n, c, h, w), &candle_core::Device::Cpu)?))
+            });
+        Ok(Some(Tensor::from_vec(
+            dx,
+            (n, c, h, w),
+            &candle_core::Device::Cpu,
+        )?))
     }
 }
 
@@ -96,7 +104,10 @@ impl MaxPoolOp {
         if h + 2 * p.padding < p.kernel || w + 2 * p.padding < p.kernel || p.stride == 0 {
             candle_core::bail!("max-pool2d: window {} larger than padded {h}x{w}", p.kernel);
         }
-        Ok(((h + 2 * p.padding - p.kernel) / p.stride + 1, (w + 2 * p.padding - p.kernel) / p.stride + 1))
+        Ok((
+            (h + 2 * p.padding - p.kernel) / p.stride + 1,
+            (w + 2 * p.padding - p.kernel) / p.stride + 1,
+        ))
     }
 
     /// Index within the plane of the first maximum of output pixel (oh, ow) (torch's choice).
@@ -134,13 +145,15 @@ impl CustomOp1 for MaxPoolOp {
         let (n, c, h, w) = dims4(self.name(), l)?;
         let (ho, wo) = self.out_size(h, w)?;
         let mut y = vec![0f32; n * c * ho * wo];
-        y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
-            for oh in 0..ho {
-                for ow in 0..wo {
-                    y[oh * wo + ow] = x[self.argmax(x, h, w, oh, ow)];
+        y.par_chunks_mut(ho * wo)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(y, x)| {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        y[oh * wo + ow] = x[self.argmax(x, h, w, oh, ow)];
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), Shape::from_dims(&[n, c, ho, wo])))
     }
 
@@ -162,7 +175,11 @@ impl CustomOp1 for MaxPoolOp {
                     }
                 }
             });
-        Ok(Some(Tensor::from_vec(dx, (n, c, h, w), &candle_core::Device::Cpu)?))
+        Ok(Some(Tensor::from_vec(
+            dx,
+            (n, c, h, w),
+            &candle_core::Device::Cpu,
+        )?))
     }
 }
 
@@ -184,12 +201,34 @@ mod tests {
             let x = Var::from_tensor(&ramp(&[2, 3, 8, 8])).unwrap();
             let ours = avg_pool2d(&x, k).unwrap();
             let theirs = x.avg_pool2d(k).unwrap();
-            let d = (&ours - &theirs).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            let d = (&ours - &theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(d < 1e-4);
             let probe = ramp(ours.dims());
-            let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (&theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let d = (g1.get(&x).unwrap() - g2.get(&x).unwrap()).unwrap().abs().unwrap().sum_all().unwrap();
+            let g1 = (&ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (&theirs * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let d = (g1.get(&x).unwrap() - g2.get(&x).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap();
             assert!(d.to_scalar::<f32>().unwrap() < 1e-4);
         }
     }
@@ -197,8 +236,16 @@ mod tests {
     #[test]
     fn avg_pool_floors_odd_sizes_like_torch() {
         // torch: F.avg_pool2d(torch.arange(25.).view(1,1,5,5), 2) = [[3, 5], [13, 15]]
-        let x = Tensor::arange(0f32, 25., &Device::Cpu).unwrap().reshape((1, 1, 5, 5)).unwrap();
-        let y = avg_pool2d(&x, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x = Tensor::arange(0f32, 25., &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 5, 5))
+            .unwrap();
+        let y = avg_pool2d(&x, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(y, vec![3.0, 5.0, 13.0, 15.0]);
     }
 
@@ -206,9 +253,18 @@ mod tests {
     fn max_pool_with_padding_matches_a_direct_computation() {
         // torch: F.max_pool2d(torch.arange(25.).view(1,1,5,5), 3, 2, 1)
         //   = [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
-        let x = Var::from_tensor(&Tensor::arange(0f32, 25., &Device::Cpu).unwrap().reshape((1, 1, 5, 5)).unwrap())
-            .unwrap();
-        let p = MaxPoolParams { kernel: 3, stride: 2, padding: 1 };
+        let x = Var::from_tensor(
+            &Tensor::arange(0f32, 25., &Device::Cpu)
+                .unwrap()
+                .reshape((1, 1, 5, 5))
+                .unwrap(),
+        )
+        .unwrap();
+        let p = MaxPoolParams {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        };
         let y = max_pool2d(&x, p).unwrap();
         assert_eq!(
             y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -216,7 +272,13 @@ mod tests {
         );
         // Each output's gradient lands on its maximum; 24 is the max of one window only.
         let g = y.sum_all().unwrap().backward().unwrap();
-        let dx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let dx = g
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let mut expected = vec![0f32; 25];
         for i in [6, 8, 9, 16, 18, 19, 21, 23, 24] {
             expected[i] += 1.0;
