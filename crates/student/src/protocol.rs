@@ -76,7 +76,13 @@ pub fn minimax_epochs(ipc: usize) -> usize {
 }
 
 impl TrainConfig {
-    /// DC protocol defaults: SGD 0.01 / 0.9 / 5e-4, batch 256, lr x0.1 at the half, no augmentation.
+    /// DC protocol defaults: SGD 0.01 / 0.9 / 5e-4, batch 256, lr x0.1 at the half, no
+    /// augmentation, test every E/10 epochs.
+    ///
+    /// Difference from the DC code's `evaluate_synset`, which loops `for ep in range(Epoch + 1)`
+    /// (E + 1 passes) and, after pass E//2 + 1, multiplies lr by 0.1 by building a new SGD
+    /// optimiser (momentum buffers reset): here there are exactly E passes, the lr is x0.1
+    /// from pass floor(E/2) on (0-based), and momentum buffers are kept.
     pub fn dc(net: Arch, epochs: usize, seed: u64) -> Self {
         TrainConfig {
             net,
