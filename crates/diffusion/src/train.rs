@@ -47,6 +47,14 @@ pub struct TrainConfig {
     pub dataset_fingerprint: String,
 }
 
+/// Batch means of one step's losses.
+#[derive(Debug, Clone, Copy)]
+pub struct StepLosses {
+    pub loss: f32,
+    pub mse: f32,
+    pub vb: f32,
+}
+
 /// What `train` reports after each step.
 #[derive(Debug, Clone, Copy)]
 pub struct StepReport {
@@ -78,6 +86,8 @@ pub struct Trainer {
     adam_v: Vec<Tensor>,
     diffusion: GaussianDiffusion,
     device: Device,
+    /// The dataset order of the current epoch (epoch, permutation).
+    epoch_order: Option<(usize, Vec<usize>)>,
 }
 
 impl Trainer {
@@ -118,6 +128,7 @@ impl Trainer {
             adam_v,
             diffusion: GaussianDiffusion::new("")?,
             device: device.clone(),
+            epoch_order: None,
         })
     }
 
@@ -173,52 +184,63 @@ impl Trainer {
                 expected: format!("images {}x{}x{} for {}", cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size, cfg.model.preset),
             });
         }
-        let mut epoch_order: Option<(usize, Vec<usize>)> = None;
         while self.step < cfg.steps {
             let started = std::time::Instant::now();
-            // Every random draw of a step comes from (seed, step): resuming replays exactly.
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-            rng.set_stream(self.step as u64 + 1);
-            let indices: Vec<usize> = (0..cfg.batch_size)
-                .map(|k| {
-                    let g = self.step * cfg.batch_size + k;
-                    let (epoch, pos) = (g / data.len(), g % data.len());
-                    if epoch_order.as_ref().map(|(e, _)| *e) != Some(epoch) {
-                        epoch_order = Some((epoch, epoch_permutation(cfg.seed, epoch, data.len())));
-                    }
-                    epoch_order.as_ref().expect("set above").1[pos]
-                })
-                .collect();
-            let x0 = self.batch(data, &indices, &mut rng)?; // (B, C, H, W)
-            let labels: Vec<usize> = indices
-                .iter()
-                .map(|&i| if rng.gen::<f64>() < cfg.class_dropout_prob { cfg.model.null_class() } else { data.labels[i] })
-                .collect();
-            let t_idx: Vec<usize> = (0..cfg.batch_size).map(|_| rng.gen_range(0..self.diffusion.num_steps())).collect();
-            let noise = randn(&mut rng, x0.dims(), &self.device)?;
-            let x_t = self.diffusion.q_sample(&x0, &t_idx, &noise)?;
-            let t = Tensor::from_vec(t_idx.iter().map(|&i| i as f32).collect::<Vec<_>>(), cfg.batch_size, &self.device)?;
-            let model_out = self.dit.forward(&x_t, &t, &labels)?; // (B, 2C, H, W)
-            let (loss, mse, vb) = self.diffusion.training_losses(&model_out, &x0, &x_t, &noise, &t_idx)?;
-            let loss = loss.mean_all()?;
-            let grads = loss.backward()?;
-            self.step += 1;
-            self.adamw_update(&grads)?;
-            self.ema_update()?;
+            let losses = self.train_step(data)?;
             let checkpointed = self.step % cfg.checkpoint_every.max(1) == 0 || self.step == cfg.steps;
             if checkpointed {
                 self.save(dir)?;
             }
             on_step(&StepReport {
                 step: self.step,
-                loss: loss.to_scalar::<f32>()?,
-                mse: mse.mean_all()?.to_scalar::<f32>()?,
-                vb: vb.mean_all()?.to_scalar::<f32>()?,
+                loss: losses.loss,
+                mse: losses.mse,
+                vb: losses.vb,
                 seconds: started.elapsed().as_secs_f64(),
                 checkpointed,
             });
         }
         Ok(())
+    }
+
+    /// One optimizer step on the batch that (seed, step) selects: forward, hybrid loss,
+    /// backward, AdamW, EMA. Returns the batch means (loss, mse, vb).
+    pub fn train_step(&mut self, data: &ImageSet) -> Result<StepLosses> {
+        let cfg = self.config.clone();
+        // Every random draw of a step comes from (seed, step): resuming replays exactly.
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(self.step as u64 + 1);
+        let indices: Vec<usize> = (0..cfg.batch_size)
+            .map(|k| {
+                let g = self.step * cfg.batch_size + k;
+                let (epoch, pos) = (g / data.len(), g % data.len());
+                if self.epoch_order.as_ref().map(|(e, _)| *e) != Some(epoch) {
+                    self.epoch_order = Some((epoch, epoch_permutation(cfg.seed, epoch, data.len())));
+                }
+                self.epoch_order.as_ref().expect("set above").1[pos]
+            })
+            .collect();
+        let x0 = self.batch(data, &indices, &mut rng)?; // (B, C, H, W)
+        let labels: Vec<usize> = indices
+            .iter()
+            .map(|&i| if rng.gen::<f64>() < cfg.class_dropout_prob { cfg.model.null_class() } else { data.labels[i] })
+            .collect();
+        let t_idx: Vec<usize> = (0..cfg.batch_size).map(|_| rng.gen_range(0..self.diffusion.num_steps())).collect();
+        let noise = randn(&mut rng, x0.dims(), &self.device)?;
+        let x_t = self.diffusion.q_sample(&x0, &t_idx, &noise)?;
+        let t = Tensor::from_vec(t_idx.iter().map(|&i| i as f32).collect::<Vec<_>>(), cfg.batch_size, &self.device)?;
+        let model_out = self.dit.forward(&x_t, &t, &labels)?; // (B, 2C, H, W)
+        let (loss, mse, vb) = self.diffusion.training_losses(&model_out, &x0, &x_t, &noise, &t_idx)?;
+        let loss = loss.mean_all()?;
+        let grads = loss.backward()?;
+        self.step += 1;
+        self.adamw_update(&grads)?;
+        self.ema_update()?;
+        Ok(StepLosses {
+            loss: loss.to_scalar::<f32>()?,
+            mse: mse.mean_all()?.to_scalar::<f32>()?,
+            vb: vb.mean_all()?.to_scalar::<f32>()?,
+        })
     }
 
     /// Images `indices` in [-1, 1], randomly flipped left-right when enabled. (B, C, H, W).
