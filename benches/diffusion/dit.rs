@@ -33,11 +33,21 @@ fn batch_size(name: &str) -> usize {
     if name == "ti4" { 32 } else { 8 }
 }
 
+/// A DiT with random weights held as plain tensors, as a loaded checkpoint holds them (weights
+/// that are `Var`s make every op record its graph, which sampling would keep alive).
+fn random_dit(cfg: &DitConfig) -> Dit {
+    let varmap = VarMap::new();
+    let init = Dit::init(cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+    let tensors = init.state_dict().unwrap().into_iter().map(|(k, t)| (k, t.detach().copy().unwrap())).collect();
+    drop(init);
+    drop(varmap);
+    Dit::load(cfg, VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)).unwrap()
+}
+
 fn forward(name: &str, repeats: usize) -> f64 {
     let cfg = model(name);
     let n = batch_size(name);
-    let varmap = VarMap::new();
-    let dit = Dit::init(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+    let dit = random_dit(&cfg);
     let x = Tensor::randn(0f32, 1., (n, cfg.in_channels, cfg.input_size, cfg.input_size), &Device::Cpu).unwrap();
     let t = Tensor::full(500f32, n, &Device::Cpu).unwrap();
     let y: Vec<usize> = (0..n).map(|i| i % cfg.num_classes).collect();
@@ -82,6 +92,42 @@ fn train(name: &str, repeats: usize) -> f64 {
     }).collect())
 }
 
+/// Fused ops (dmgd_diffusion::ops) against candle's composed ops, forward + backward, at the
+/// activation sizes of a DiT-Ti/4 training step at batch 32: one line per op.
+fn ops(repeats: usize) {
+    use candle_core::{Var, D};
+    use dmgd_diffusion::ops::{gelu_tanh, layer_norm_no_affine, softmax_last_dim};
+    let time = |shape: (usize, usize), f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()).unwrap();
+        let g = Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap();
+        median((0..repeats + 1).map(|_| {
+            let s = Instant::now();
+            let y = f(x.as_tensor()).unwrap();
+            (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            s.elapsed().as_secs_f64()
+        }).collect())
+    };
+    let composed_ln = |x: &Tensor| {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        xc.broadcast_div(&(var + 1e-6)?.sqrt()?)
+    };
+    let composed_softmax = |x: &Tensor| {
+        let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    };
+    let tokens = 32 * 49;
+    let rows: [(&str, (usize, usize), f64, f64); 3] = [
+        ("gelu-tanh (1568x1024)", (tokens, 1024), time((tokens, 1024), &gelu_tanh), time((tokens, 1024), &|x: &Tensor| x.gelu())),
+        ("layer-norm (1568x256)", (tokens, 256), time((tokens, 256), &|x: &Tensor| layer_norm_no_affine(x, 1e-6)), time((tokens, 256), &composed_ln)),
+        ("softmax (6272x49)", (32 * 4 * 49, 49), time((32 * 4 * 49, 49), &softmax_last_dim), time((32 * 4 * 49, 49), &composed_softmax)),
+    ];
+    for (name, _, fused, composed) in rows {
+        println!("{{\"impl\": \"candle\", \"workload\": \"op {name} fwd+bwd\", \"fused_s\": {fused:.5}, \"composed_s\": {composed:.5}}}");
+    }
+}
+
 /// VmHWM (peak resident set) of this process, in MiB.
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -98,16 +144,20 @@ fn main() {
         "train-ti4" => (train("ti4", repeats), String::new()),
         "forward-s2" => (forward("s2", repeats), String::new()),
         "train-s2" => (train("s2", repeats), String::new()),
+        "ops" => {
+            ops(repeats);
+            return;
+        }
         "xl2-sample" => {
             // Two respaced steps of CFG sampling at batch 2 (model batch 4), random weights.
             let cfg = DitConfig::preset("DiT-XL/2", 32, 4, 1000).unwrap();
-            let varmap = VarMap::new();
-            let dit = Dit::init(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+            let dit = random_dit(&cfg);
+            let after_init = peak_rss_mib();
             let diffusion = GaussianDiffusion::new("2").unwrap();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
             let s = Instant::now();
             sample(&dit, &diffusion, &[1, 2], &Cfg { scale: 4.0, channels: CfgChannels::FirstThree }, Method::Ddpm, &mut rng).unwrap();
-            (s.elapsed().as_secs_f64() / 2.0, format!(", \"peak_rss_mib\": {:.0}", peak_rss_mib()))
+            (s.elapsed().as_secs_f64() / 2.0, format!(", \"peak_rss_mib_after_init\": {after_init:.0}, \"peak_rss_mib\": {:.0}", peak_rss_mib()))
         }
         other => panic!("unknown workload {other}"),
     };

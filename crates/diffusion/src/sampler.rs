@@ -36,10 +36,12 @@ pub fn sample(
         let out = dit.forward_with_cfg(&x, &t, &y_emb, cfg)?; // (N, 2C, H, W)
         let pred = diffusion.predict(&out, &x, i)?;
         let z = randn(rng, &shape, device)?;
+        // detach: with trainable weights (`Var`s) the graph of every step would stay alive.
         x = match method {
             Method::Ddpm => diffusion.ddpm_step(&pred, &z)?,
             Method::Ddim { eta } => diffusion.ddim_step(&pred, &x, eta, &z)?,
-        };
+        }
+        .detach();
     }
     Ok(x)
 }
