@@ -11,8 +11,18 @@ use std::time::Instant;
 /// shared machine this is steadier than wall time: it does not count time spent waiting.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 10 ms).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -30,7 +40,10 @@ fn time(label: &str, mut f: impl FnMut()) {
         .collect();
     let cpu_ms = (cpu_seconds() - cpu0) * 1e3 / REPS as f64;
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("{label:<42} wall median {:8.1} ms   cpu mean {cpu_ms:8.1} ms", v[REPS / 2]);
+    println!(
+        "{label:<42} wall median {:8.1} ms   cpu mean {cpu_ms:8.1} ms",
+        v[REPS / 2]
+    );
 }
 
 fn main() -> candle_core::Result<()> {
@@ -94,5 +107,61 @@ fn main() -> candle_core::Result<()> {
             drop(yv.sum_all().unwrap().backward().unwrap())
         });
     }
+    // The same work with candle's own ops, for comparison.
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, 128, 32, 32), &dev)?)?;
+    let g = Var::from_tensor(&Tensor::ones(
+        (1, 128, 1, 1),
+        candle_core::DType::F32,
+        &dev,
+    )?)?;
+    let b = Var::from_tensor(&Tensor::zeros(
+        (1, 128, 1, 1),
+        candle_core::DType::F32,
+        &dev,
+    )?)?;
+    let composed = || -> candle_core::Result<Tensor> {
+        let mean = x.mean_keepdim((2, 3))?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim((2, 3))?;
+        let y = centred
+            .broadcast_div(&(var + 1e-5)?.sqrt()?)?
+            .broadcast_mul(&g)?
+            .broadcast_add(&b)?;
+        y.relu()?.avg_pool2d(2)
+    };
+    time(
+        "candle composed norm+relu+pool fwd [256, 128, 32, 32]",
+        || drop(composed().unwrap()),
+    );
+    time("candle composed norm+relu+pool fwd+bwd", || {
+        drop(composed().unwrap().sum_all().unwrap().backward().unwrap())
+    });
+    let small = 8;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (small, 128, 16, 16), &dev)?)?;
+    let w = Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, 128, 3, 3), &dev)?)?;
+    let p = ConvParams {
+        stride: 1,
+        padding: 1,
+    };
+    time("ours   conv 128x16x16 batch 8 fwd+bwd", || {
+        drop(
+            ops::conv2d(&x, &w, None, p)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap(),
+        )
+    });
+    time("candle conv 128x16x16 batch 8 fwd+bwd", || {
+        drop(
+            x.conv2d(&w, 1, 1, 1, 1)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap(),
+        )
+    });
     Ok(())
 }
