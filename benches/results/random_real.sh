@@ -7,6 +7,7 @@
 #
 #   benches/results/random_real.sh 1 10 50
 #   DMGD=path/to/dmgd EPOCHS=300 benches/results/random_real.sh 10
+#   PER_SET=1 benches/results/random_real.sh 50     # one eval per set (partial results survive)
 set -euo pipefail
 DMGD=${DMGD:-target/release/dmgd}
 EPOCHS=${EPOCHS:-300}
@@ -18,8 +19,22 @@ for ipc in "${@:-1 10 50}"; do
     "$DMGD" select --method random --ipc "$ipc" --seed "$seed" --out "$dir" --overwrite
     sets+=(--train "$dir")
   done
+  common=(--net convnet3 --protocol dc --augment none --epochs "$EPOCHS" --test-every "$EPOCHS"
+    --repeats 1 --overwrite)
   start=$(date +%s)
-  "$DMGD" eval "${sets[@]}" --net convnet3 --protocol dc --augment none --epochs "$EPOCHS" \
-    --test-every "$EPOCHS" --repeats 1 --seed 0 --out "runs/eval-random-ipc$ipc" --overwrite
+  if [ -z "${PER_SET:-}" ]; then
+    "$DMGD" eval "${sets[@]}" "${common[@]}" --seed 0 --out "runs/eval-random-ipc$ipc"
+  else
+    # One eval per set, so each finished set leaves its eval.json; set i gets network seed
+    # 1000 i, what the single eval above gives it.
+    i=0
+    for seed in $SEEDS; do
+      s0=$(date +%s)
+      "$DMGD" eval --train "runs/random-ipc$ipc-s$seed" "${common[@]}" --seed $((1000 * i)) \
+        --out "runs/eval-random-ipc$ipc-s$seed"
+      echo "IPC $ipc set $seed: $(( $(date +%s) - s0 )) s wall"
+      i=$((i + 1))
+    done
+  fi
   echo "IPC $ipc: $(( $(date +%s) - start )) s wall"
 done

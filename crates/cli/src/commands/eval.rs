@@ -195,14 +195,19 @@ pub fn run(args: Args) -> Result<()> {
                     ));
                 }
             })?;
-            bar.println(format!(
-                "set {} run {}: final {:.2}%, best {:.2}% (epoch {})",
-                s + 1,
-                r + 1,
-                trained.report.final_accuracy,
-                trained.report.best_accuracy,
-                trained.report.best_epoch
-            ));
+            // `suspend`, not `println`: a hidden bar (output not a terminal, e.g. a log file)
+            // drops `println` lines.
+            bar.suspend(|| {
+                eprintln!(
+                    "set {} run {}: final {:.2}%, best {:.2}% (epoch {}), {:.0} s",
+                    s + 1,
+                    r + 1,
+                    trained.report.final_accuracy,
+                    trained.report.best_accuracy,
+                    trained.report.best_epoch,
+                    trained.report.seconds
+                )
+            });
             set_runs.push(trained.report);
         }
         per_set.push(Summary::of(&set_runs));
