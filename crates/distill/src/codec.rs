@@ -1,29 +1,38 @@
-//! What the pipeline needs of an autoencoder: images in [-1, 1] to scaled latents and back.
+//! The autoencoder of a run, with the name it has in caches and manifests and how latents are
+//! drawn from its encoder.
 
 use candle_core::Tensor;
+use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode};
+use dmgd_diffusion::DiffusionError;
 
-pub trait LatentCodec {
-    /// Images (N, C, H, W) in [-1, 1] -> latents (N, c, h, w) as the DiT sees them.
-    fn encode(&self, images: &Tensor) -> candle_core::Result<Tensor>;
-    /// Latents (N, c, h, w) -> images (N, C, H, W) in [-1, 1] (unclamped).
-    fn decode(&self, latents: &Tensor) -> candle_core::Result<Tensor>;
-    /// Names the autoencoder in cache keys and manifests (kind and weights hash).
-    fn id(&self) -> String;
+pub struct Codec {
+    pub autoencoder: Autoencoder,
+    /// Names the weights in support-cache keys: `pixel-space` or `sd-vae:<sha256>`.
+    pub id: String,
+    pub encode_mode: EncodeMode,
 }
 
-/// Pixel space: the latent is the image (scale 1), for small images such as Fashion-MNIST.
-pub struct PixelSpace;
-
-impl LatentCodec for PixelSpace {
-    fn encode(&self, images: &Tensor) -> candle_core::Result<Tensor> {
-        Ok(images.clone())
+impl Codec {
+    /// Pixel space: the latent is the image (scale 1), for small images such as Fashion-MNIST.
+    pub fn pixel() -> Self {
+        Codec {
+            autoencoder: Autoencoder::Pixel,
+            id: "pixel-space".into(),
+            encode_mode: EncodeMode::Mean,
+        }
     }
 
-    fn decode(&self, latents: &Tensor) -> candle_core::Result<Tensor> {
-        Ok(latents.clone())
+    /// Images (N, C, H, W) in [-1, 1] -> latents as the DiT sees them.
+    pub fn encode(
+        &self,
+        images: &Tensor,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Tensor, DiffusionError> {
+        self.autoencoder.encode(images, self.encode_mode, rng)
     }
 
-    fn id(&self) -> String {
-        "pixel-space".into()
+    /// Latents -> images in [-1, 1] (unclamped).
+    pub fn decode(&self, latents: &Tensor) -> Result<Tensor, DiffusionError> {
+        self.autoencoder.decode(latents)
     }
 }

@@ -98,8 +98,13 @@ impl RunDir {
     /// Removes the temporary files a killed run left in this run's class folders.
     pub fn sweep_temporaries(&self, class_names: &[&str]) -> Result<(), DataError> {
         for c in class_names {
-            for dir in [self.root.join(IMAGES_DIR).join(c), self.root.join(LATENTS_DIR).join(c)] {
-                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for dir in [
+                self.root.join(IMAGES_DIR).join(c),
+                self.root.join(LATENTS_DIR).join(c),
+            ] {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
                 for entry in entries.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if name.starts_with('.') && name.ends_with(".tmp") {

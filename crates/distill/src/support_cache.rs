@@ -2,7 +2,7 @@
 //! a class's real images, clustered by k-means into weighted support points (DMGD, K = 10) or
 //! modes (mgd3, K = IPC). The cache key covers everything the result depends on.
 
-use crate::codec::LatentCodec;
+use crate::codec::Codec;
 use candle_core::{DType, Device, Tensor};
 use dmgd_data::pixels::u8_to_model;
 use dmgd_data::ImageSet;
@@ -38,7 +38,7 @@ pub enum SupportError {
     Encode {
         class: String,
         #[source]
-        source: candle_core::Error,
+        source: dmgd_diffusion::DiffusionError,
     },
     #[error("cannot create the support cache directory {path}")]
     CacheDir {
@@ -49,16 +49,10 @@ pub enum SupportError {
 }
 
 impl SupportCache {
-    fn key(&self, codec: &dyn LatentCodec, class: usize, params: &KMeansParams) -> String {
+    fn key(&self, codec: &Codec, class: usize, params: &KMeansParams) -> String {
         let text = format!(
             "dataset={}|codec={}|class={class}|k={}|max-iter={}|tol={}|seed={}|flip-seed={}|v1",
-            self.dataset,
-            codec.id(),
-            params.k,
-            params.max_iter,
-            params.tol,
-            params.seed,
-            self.seed
+            self.dataset, codec.id, params.k, params.max_iter, params.tol, params.seed, self.seed
         );
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
@@ -74,7 +68,7 @@ impl SupportCache {
         &self,
         real: &ImageSet,
         class: usize,
-        codec: &dyn LatentCodec,
+        codec: &Codec,
         params: &KMeansParams,
         device: &Device,
     ) -> Result<Support, SupportError> {
@@ -115,9 +109,9 @@ impl SupportCache {
         &self,
         real: &ImageSet,
         class: usize,
-        codec: &dyn LatentCodec,
+        codec: &Codec,
         device: &Device,
-    ) -> candle_core::Result<Tensor> {
+    ) -> Result<Tensor, dmgd_diffusion::DiffusionError> {
         let members = &real.indices_by_class()[class];
         let s = real.shape;
         let mut rng = ChaCha8Rng::seed_from_u64(crate::coreset::class_seed(self.seed, class));
@@ -141,12 +135,12 @@ impl SupportCache {
                 Tensor::from_vec(values, (chunk.len(), s.channels, s.height, s.width), device)?;
             rows.push(
                 codec
-                    .encode(&images)?
+                    .encode(&images, &mut rng)?
                     .to_dtype(DType::F32)?
                     .flatten_from(1)?,
             );
         }
-        Tensor::cat(&rows, 0)
+        Ok(Tensor::cat(&rows, 0)?)
     }
 }
 

@@ -5,8 +5,9 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use dmgd_data::{ImageSet, ImageShape};
+use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
-use dmgd_distill::codec::PixelSpace;
+use dmgd_distill::codec::Codec;
 use dmgd_distill::config::{DistillConfig, Method};
 use dmgd_distill::pipeline::{self, Existing, Job, PipelineError};
 use dmgd_distill::shard::Shard;
@@ -19,11 +20,15 @@ use std::path::Path;
 const CLASSES: usize = 4;
 
 fn tiny_config() -> DitConfig {
+    tiny_config_with(1)
+}
+
+fn tiny_config_with(in_channels: usize) -> DitConfig {
     DitConfig {
         preset: "custom".into(),
         input_size: 8,
         patch_size: 2,
-        in_channels: 1,
+        in_channels,
         hidden_size: 32,
         depth: 2,
         num_heads: 2,
@@ -36,7 +41,10 @@ fn tiny_config() -> DitConfig {
 /// A DiT with random weights (the DiT init zeroes the adaLN and output layers, which would make
 /// every prediction zero); `poison` sets one output bias to NaN.
 fn tiny_dit(poison: bool) -> Dit {
-    let cfg = tiny_config();
+    tiny_dit_with(tiny_config(), poison)
+}
+
+fn tiny_dit_with(cfg: DitConfig, poison: bool) -> Dit {
     let varmap = VarMap::new();
     let zero = Dit::init(
         &cfg,
@@ -68,11 +76,14 @@ fn tiny_dit(poison: bool) -> Dit {
 }
 
 fn real_set() -> ImageSet {
-    let shape = ImageShape {
+    real_set_of(ImageShape {
         channels: 1,
         height: 8,
         width: 8,
-    };
+    })
+}
+
+fn real_set_of(shape: ImageShape) -> ImageSet {
     let per_class = 12;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut pixels = Vec::new();
@@ -80,8 +91,9 @@ fn real_set() -> ImageSet {
     for c in 0..CLASSES {
         for _ in 0..per_class {
             // Each class is brighter in its own quarter of the image.
-            for p in 0..64 {
-                let bright = (p / 16) == c;
+            let n = shape.numel();
+            for p in 0..n {
+                let bright = (p * 4 / n) == c;
                 pixels.push(if bright {
                     rng.gen_range(150..255)
                 } else {
@@ -117,7 +129,26 @@ fn run(
     shard: Shard,
     existing: Existing,
 ) -> Result<pipeline::Outcome, PipelineError> {
-    let real = real_set();
+    run_with(
+        dit,
+        &Codec::pixel(),
+        &real_set(),
+        config,
+        out,
+        shard,
+        existing,
+    )
+}
+
+fn run_with(
+    dit: &Dit,
+    codec: &Codec,
+    real: &ImageSet,
+    config: &DistillConfig,
+    out: &Path,
+    shard: Shard,
+    existing: Existing,
+) -> Result<pipeline::Outcome, PipelineError> {
     let labels: Vec<usize> = (0..CLASSES).collect();
     let cache = SupportCache {
         dir: None,
@@ -125,10 +156,10 @@ fn run(
         seed: config.seed,
     };
     let job = Job {
-        real: &real,
+        real,
         model_labels: &labels,
         dit,
-        codec: &PixelSpace,
+        codec,
         config,
         cfg: Cfg {
             scale: config.cfg_scale,
@@ -349,4 +380,56 @@ fn a_nan_names_class_image_and_step() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("class 0 image 0 at respaced step 9"), "{err}");
+}
+
+#[test]
+fn latent_space_run_through_a_vae() {
+    // The tiny diffusers-layout VAE of the diffusion crate's parity fixtures: 2 blocks (one
+    // downsampling), 4 latent channels. 16 x 16 RGB images -> 4 x 8 x 8 latents.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../diffusion/tests/fixtures/vae_tiny_new.safetensors");
+    let vae_config = VaeConfig {
+        block_out_channels: vec![32, 32],
+        layers_per_block: 1,
+        latent_channels: 4,
+        norm_num_groups: 32,
+        in_channels: 3,
+    };
+    let codec = Codec {
+        autoencoder: Autoencoder::SdVae(Box::new(
+            SdVae::load(&fixture, &vae_config, &Device::Cpu).unwrap(),
+        )),
+        id: "tiny-vae".into(),
+        encode_mode: EncodeMode::Sample,
+    };
+    let dit = tiny_dit_with(tiny_config_with(4), false);
+    let real = real_set_of(ImageShape {
+        channels: 3,
+        height: 16,
+        width: 16,
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = DistillConfig {
+        ipc: 2,
+        ..config(Method::Dmgd)
+    };
+    for name in ["a", "b"] {
+        run_with(
+            &dit,
+            &codec,
+            &real,
+            &cfg,
+            &tmp.path().join(name),
+            Shard::WHOLE,
+            Existing::Refuse,
+        )
+        .unwrap();
+    }
+    let a = files(&tmp.path().join("a"));
+    assert_eq!(a, files(&tmp.path().join("b")));
+    let png = image::load_from_memory(&a["images/class1/00001.png"]).unwrap();
+    assert_eq!(
+        (png.width(), png.height(), png.color().has_color()),
+        (16, 16, true)
+    );
 }

@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{class_list, ImageSet};
+use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig, SD_VAE_FACTOR};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
-use dmgd_distill::codec::{LatentCodec, PixelSpace};
+use dmgd_distill::codec::Codec;
 use dmgd_distill::config::{DistillConfig, Method, NoiseLaw};
 use dmgd_distill::pipeline::{self, Existing, Job, Progress};
 use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
@@ -60,6 +61,10 @@ pub struct Args {
     /// SD VAE (diffusers AutoencoderKL .safetensors, e.g. sd-vae-ft-mse). Absent: pixel space.
     #[arg(long)]
     pub vae: Option<PathBuf>,
+    /// How real images become latents for the support points: a sample of the VAE encoder's
+    /// Gaussian (as the reference's latent extraction) or its mean.
+    #[arg(long, value_enum, default_value = "sample")]
+    pub encode: EncodeArg,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -70,6 +75,12 @@ pub struct Args {
     pub data: DataArgs,
     #[command(flatten)]
     pub knobs: Knobs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum EncodeArg {
+    Sample,
+    Mean,
 }
 
 /// The method's knobs (DESIGN.md §5–7); unset ones come from --config, then the defaults.
@@ -231,22 +242,43 @@ pub fn run(args: Args) -> Result<()> {
     let config = resolve_config(&args)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&config));
     let device = super::sample::parse_device(&args.device)?;
-    let source = DataSource::resolve(&args.data.data, &args.data, Split::Train, None)?;
-    println!("reading {}", source.describe());
-    let real = source.load()?;
-
     if config.method == Method::Random {
+        let source = DataSource::resolve(&args.data.data, &args.data, Split::Train, None)?;
+        let real = source.load()?;
         return copy_random(&args, &config, &out, &source, &real, started);
     }
 
     let (dit, dit_path) = load_dit(args.dit.as_deref(), &device)?;
-    let codec: Box<dyn LatentCodec> = match &args.vae {
-        None => Box::new(PixelSpace),
-        Some(path) => bail!(
-            "--vae {}: SD-VAE loading is not wired into distill yet",
-            path.display()
-        ),
+    let (codec, vae_record) = match &args.vae {
+        None => (Codec::pixel(), None),
+        Some(path) => {
+            let vae = SdVae::load(path, &VaeConfig::sd_vae(), &device)
+                .with_context(|| format!("loading the SD VAE {}", path.display()))?;
+            let sha256 = sha256_file(path)?;
+            let codec = Codec {
+                autoencoder: Autoencoder::SdVae(Box::new(vae)),
+                id: format!("sd-vae:{sha256}"),
+                encode_mode: match args.encode {
+                    EncodeArg::Mean => EncodeMode::Mean,
+                    EncodeArg::Sample => EncodeMode::Sample,
+                },
+            };
+            let record = ModelRecord {
+                path: path.display().to_string(),
+                sha256,
+            };
+            (codec, Some(record))
+        }
     };
+    // Real images enter the autoencoder at the size its latents match the DiT's input
+    // (ADM center crop), unless --image-size says otherwise.
+    let mut data_args = args.data.clone();
+    if data_args.image_size.is_none() && args.vae.is_some() {
+        data_args.image_size = Some(dit.config.input_size * SD_VAE_FACTOR);
+    }
+    let source = DataSource::resolve(&data_args.data, &data_args, Split::Train, None)?;
+    println!("reading {}", source.describe());
+    let real = source.load()?;
     let model_labels = model_labels(&real, &dit.config)?;
     let cache = SupportCache {
         dir: args.cache_dir.clone().or_else(default_cache_dir),
@@ -264,7 +296,7 @@ pub fn run(args: Args) -> Result<()> {
         real: &real,
         model_labels: &model_labels,
         dit: &dit,
-        codec: codec.as_ref(),
+        codec: &codec,
         config: &config,
         cfg: Cfg {
             scale: config.cfg_scale,
@@ -305,7 +337,7 @@ pub fn run(args: Args) -> Result<()> {
             sha256: sha256_file(&dit_path)?,
             path: dit_path.display().to_string(),
         }),
-        vae: None,
+        vae: vae_record,
         data: source.describe(),
         dataset_fingerprint: real.fingerprint(),
         model_labels,

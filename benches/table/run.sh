@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The Fashion-MNIST distillation table (issue 5): every method at IPC 1, 10 and 50, several
+# generation seeds, ConvNet-3 students under the dc protocol with and without DSA augmentation.
+#
+#   benches/table/run.sh [OUT_DIR]          (default runs/table; resumable: finished cells are kept)
+#
+# Environment knobs (defaults = the full table, many hours on 2 CPU cores):
+#   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
+#   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"
+# Then: python3 benches/table/summarize.py OUT_DIR > docs/RESULTS-distill.md
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-runs/table}
+IPCS=${IPCS:-"1 10 50"}
+SEEDS=${SEEDS:-"0 1 2"}
+REPEATS=${REPEATS:-2}
+EPOCHS=${EPOCHS:-300}
+DSA_EPOCHS=${DSA_EPOCHS:-1000}
+AUGMENTS=${AUGMENTS:-"none dsa"}
+METHODS=${METHODS:-"random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"}
+cargo build --release -q -p dmgd-cli
+bin=target/release/dmgd
+mkdir -p "$out"
+
+method_flags() {
+  case $1 in
+    dmgd-no-distribution) echo "--method dmgd --no-distribution" ;;
+    dmgd-no-semantic) echo "--method dmgd --no-semantic" ;;
+    *) echo "--method $1" ;;
+  esac
+}
+
+for ipc in $IPCS; do
+  for method in $METHODS; do
+    sets=()
+    for seed in $SEEDS; do
+      set_dir="$out/sets/$method-ipc$ipc-seed$seed"
+      if [ ! -f "$set_dir/manifest.json" ]; then
+        # shellcheck disable=SC2046
+        $bin distill $(method_flags "$method") --ipc "$ipc" --seed "$seed" --out "$set_dir" --resume
+      fi
+      sets+=(--train "$set_dir")
+    done
+    for augment in $AUGMENTS; do
+      epochs=$EPOCHS
+      [ "$augment" = dsa ] && epochs=$DSA_EPOCHS
+      cell="$out/eval/$method-ipc$ipc-$augment"
+      [ -f "$cell/eval.json" ] && continue
+      $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$augment" --epochs "$epochs" \
+        --repeats "$REPEATS" --out "$cell" --overwrite
+    done
+  done
+done
+echo "done: python3 benches/table/summarize.py $out"
