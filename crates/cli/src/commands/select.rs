@@ -32,7 +32,10 @@ const FOLDER_CHECK_IMAGES: usize = 1000;
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Selection rule.
+    /// Selection rule. `herding` and `kcenter` work, class by class, in the penultimate-layer
+    /// embedding (the input of the final linear layer) of a ConvNet-3 trained on the whole real
+    /// training split with the `dc` protocol for --embedding-epochs epochs (default 5), cached
+    /// under --cache-dir; or of the classifier given by --embedding. The manifest records which.
     #[arg(long, value_enum, default_value = "random")]
     pub method: MethodArg,
     /// Images per class.
