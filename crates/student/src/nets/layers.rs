@@ -235,3 +235,52 @@ pub fn linear(p: &Params, in_features: usize, out_features: usize) -> Result<can
     let bias = p.tensor("bias", &[out_features], torch_default(in_features))?;
     Ok(candle_nn::Linear::new(weight, Some(bias)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// torch BatchNorm2d: training uses batch statistics and folds them into the running ones
+    /// with momentum 0.1 (unbiased variance); evaluation uses the running statistics.
+    #[test]
+    fn batch_norm_updates_and_uses_running_statistics() {
+        let map = VarMap::new();
+        let rng = RefCell::new(ChaCha8Rng::seed_from_u64(0));
+        let norm = Norm::new(&Params::new(&map, &rng), NormKind::Batch, 1).unwrap();
+        // One channel, values 1, 3, 5, 7: mean 4, biased var 5, unbiased var 20/3.
+        let x = Tensor::from_vec(vec![1f32, 3., 5., 7.], (2, 1, 2, 1), &Device::Cpu).unwrap();
+        let y = norm
+            .forward(&x, false, 1, true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let expected: Vec<f32> = [1f32, 3., 5., 7.]
+            .iter()
+            .map(|v| (v - 4.0) / (5.0f32 + 1e-5).sqrt())
+            .collect();
+        for (a, b) in y.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-5, "{y:?}");
+        }
+        let (mean, var) = norm.running.as_ref().unwrap();
+        let rm = mean.as_tensor().to_vec1::<f32>().unwrap()[0];
+        let rv = var.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!(
+            (rm - 0.4).abs() < 1e-6 && (rv - (0.9 + 0.1 * 20.0 / 3.0)).abs() < 1e-5,
+            "{rm} {rv}"
+        );
+        let y_eval = norm
+            .forward(&x, false, 1, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(
+            (y_eval[0] - (1.0 - rm) / (rv + 1e-5).sqrt()).abs() < 1e-5,
+            "{y_eval:?}"
+        );
+    }
+}

@@ -51,7 +51,12 @@ fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     for (a, b) in a.chunks(256).zip(b.chunks(256)) {
         let mut acc = [0f32; LANES];
         let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x, y)).sum();
+        let tail: f32 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(&x, &y)| f(x, y))
+            .sum();
         for (x, y) in ca.zip(cb) {
             for i in 0..LANES {
                 acc[i] += f(x[i], y[i]);
