@@ -11,7 +11,7 @@ use candle_nn::{VarBuilder, VarMap};
 use dmgd_data::{ImageSet, ImageShape};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
 use dmgd_diffusion::gaussian::GaussianDiffusion;
-use dmgd_diffusion::sampler::{sample, Method};
+use dmgd_diffusion::sampler::{sample, Method, SampleOptions};
 use dmgd_diffusion::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
 use std::time::Instant;
@@ -156,7 +156,8 @@ fn main() {
             let diffusion = GaussianDiffusion::new("2").unwrap();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
             let s = Instant::now();
-            sample(&dit, &diffusion, &[1, 2], &Cfg { scale: 4.0, channels: CfgChannels::FirstThree }, Method::Ddpm, &mut rng).unwrap();
+            let options = SampleOptions { cfg: Cfg { scale: 4.0, channels: CfgChannels::FirstThree }, method: Method::Ddpm, clip_denoised: false };
+            sample(&dit, &diffusion, &[1, 2], &options, &mut rng).unwrap();
             (s.elapsed().as_secs_f64() / 2.0, format!(", \"peak_rss_mib_after_init\": {after_init:.0}, \"peak_rss_mib\": {:.0}", peak_rss_mib()))
         }
         other => panic!("unknown workload {other}"),

@@ -165,6 +165,13 @@ impl GaussianDiffusion {
     /// Splits a model output (N, 2C, H, W) into eps and the variance value v, and predicts at
     /// respaced index i: x0_hat, the posterior mean and the learned-range log variance.
     pub fn predict(&self, model_out: &Tensor, x_t: &Tensor, i: usize) -> Result<StepPrediction> {
+        self.predict_with(model_out, x_t, i, false)
+    }
+
+    /// As `predict`; with `clip_denoised` x0_hat is clamped to [-1, 1] before the posterior
+    /// mean (IDDPM/ADM `clip_denoised=True`, the usual choice for pixel-space models; DiT's
+    /// latent sampling does not clip). `eps` stays the model's.
+    pub fn predict_with(&self, model_out: &Tensor, x_t: &Tensor, i: usize, clip_denoised: bool) -> Result<StepPrediction> {
         let c = x_t.dim(1)?;
         if model_out.dim(1)? != 2 * c {
             return Err(DiffusionError::InputShape {
@@ -175,6 +182,7 @@ impl GaussianDiffusion {
         let eps = model_out.narrow(1, 0, c)?;
         let v = model_out.narrow(1, c, c)?;
         let x0_hat = self.predict_x0(x_t, &eps, i)?;
+        let x0_hat = if clip_denoised { x0_hat.clamp(-1f32, 1f32)? } else { x0_hat };
         let mean = ((&x0_hat * self.posterior_mean_coef1[i])? + (x_t * self.posterior_mean_coef2[i])?)?;
         // Learned range: log sigma^2 = f log beta + (1 - f) log_var_clipped, f = (v + 1) / 2.
         let (min_log, max_log) = (self.posterior_log_variance_clipped[i], self.betas[i].ln());

@@ -16,16 +16,25 @@ pub enum Method {
     Ddim { eta: f64 },
 }
 
+/// How to sample.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleOptions {
+    pub cfg: Cfg,
+    pub method: Method,
+    /// Clamp x0_hat to [-1, 1] each step (pixel-space models; the latent reference does not).
+    pub clip_denoised: bool,
+}
+
 /// Samples latents (N, C, H, W) for labels `y`, starting from x_T drawn from `rng`, then one
 /// noise draw per step (DDPM) from the same generator.
 pub fn sample(
     dit: &Dit,
     diffusion: &GaussianDiffusion,
     y: &[usize],
-    cfg: &Cfg,
-    method: Method,
+    options: &SampleOptions,
     rng: &mut impl rand::Rng,
 ) -> Result<Tensor> {
+    let (cfg, method) = (&options.cfg, options.method);
     let c = &dit.config;
     let device = dit.device();
     let shape = [y.len(), c.in_channels, c.input_size, c.input_size];
@@ -34,7 +43,7 @@ pub fn sample(
     for i in (0..diffusion.num_steps()).rev() {
         let t = diffusion.model_timesteps(i, y.len(), device)?;
         let out = dit.forward_with_cfg(&x, &t, &y_emb, cfg)?; // (N, 2C, H, W)
-        let pred = diffusion.predict(&out, &x, i)?;
+        let pred = diffusion.predict_with(&out, &x, i, options.clip_denoised)?;
         let z = randn(rng, &shape, device)?;
         // detach: with trainable weights (`Var`s) the graph of every step would stay alive.
         x = match method {

@@ -8,7 +8,7 @@ use dmgd_diffusion::autoencoder::{Autoencoder, SdVae, VaeConfig};
 use dmgd_diffusion::checkpoint::load_dit;
 use dmgd_diffusion::dit::{Cfg, CfgChannels};
 use dmgd_diffusion::gaussian::GaussianDiffusion;
-use dmgd_diffusion::sampler::{sample, Method};
+use dmgd_diffusion::sampler::{sample, Method, SampleOptions};
 use dmgd_diffusion::train::EMA_FILE;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -52,6 +52,10 @@ pub struct Args {
     /// ddpm (reference) or ddim (eta 0).
     #[arg(long, default_value = "ddpm")]
     sampler: String,
+    /// Clamp x0_hat to [-1, 1] at every step: auto = yes in pixel space (IDDPM/ADM), no for
+    /// latent models (DiT reference).
+    #[arg(long, default_value = "auto")]
+    clip_denoised: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Images per model batch.
@@ -77,6 +81,7 @@ struct SampleManifest {
     steps: String,
     cfg: Cfg,
     sampler: Method,
+    clip_denoised: bool,
     seed: u64,
     /// How noise is drawn: one ChaCha8 stream per class (stream = label), batches in order.
     seeding: &'static str,
@@ -130,6 +135,13 @@ pub fn run(args: Args) -> Result<()> {
         "ddim" => Method::Ddim { eta: 0.0 },
         other => bail!("--sampler {other:?}: expected ddpm or ddim"),
     };
+    let clip_denoised = match args.clip_denoised.as_str() {
+        "auto" => matches!(autoencoder, Autoencoder::Pixel),
+        "yes" => true,
+        "no" => false,
+        other => bail!("--clip-denoised {other:?}: expected auto, yes or no"),
+    };
+    let options = SampleOptions { cfg, method, clip_denoised };
     let diffusion = GaussianDiffusion::new(&args.steps)?;
 
     // Sample images:
@@ -144,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut done = 0;
         while done < args.ipc {
             let n = args.batch_size.min(args.ipc - done);
-            let latents = sample(&dit, &diffusion, &vec![y; n], &cfg, method, &mut rng)?;
+            let latents = sample(&dit, &diffusion, &vec![y; n], &options, &mut rng)?;
             let images = autoencoder.decode(&latents)?.to_device(&candle_core::Device::Cpu)?; // (n, C, H, W)
             let (_, c, h, w) = images.dims4()?;
             shape = Some(ImageShape { channels: c, height: h, width: w });
@@ -174,6 +186,7 @@ pub fn run(args: Args) -> Result<()> {
         steps: args.steps.clone(),
         cfg,
         sampler: method,
+        clip_denoised,
         seed: args.seed,
         seeding: "x_T and every step's noise from ChaCha8Rng(seed) with stream = label, batches in order",
         batch_size: args.batch_size,
