@@ -340,6 +340,10 @@ fn embedding_network(
         }
     }
 
+    // An unwritable cache should fail now, not after the training.
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("creating cache {}", cache.display()))?;
+
     // Train on the whole real training split; check on the real test split when there is one.
     let (check, checked_on) = if args.data.data == FASHION_MNIST {
         let source = DataSource::resolve(FASHION_MNIST, &args.data, Split::Test, None)?;
@@ -385,8 +389,6 @@ fn embedding_network(
 
     // Cache: weights first, sidecar last, each renamed into place; the sidecar marks a
     // complete entry.
-    std::fs::create_dir_all(&cache)
-        .with_context(|| format!("creating cache {}", cache.display()))?;
     let tmp = dmgd_data::atomic::temp_sibling(&weights);
     trained.classifier.save(&tmp)?;
     std::fs::rename(&tmp, &weights).with_context(|| format!("writing {}", weights.display()))?;
