@@ -123,3 +123,18 @@ fn fifty_step_cfg_sample_matches_the_oracle() {
     let scale = io["sample"].abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(err <= 1e-4 * scale.max(1.0), "50-step sample err {err} (max |x| {scale})");
 }
+
+#[test]
+fn hybrid_training_loss_matches_the_oracle() {
+    let io = io();
+    let d = GaussianDiffusion::new("").unwrap();
+    let t: Vec<usize> = labels(&io["loss_t"]);
+    let x_t = d.q_sample(&io["loss_x0"], &t, &io["loss_noise"]).unwrap();
+    assert!(max_abs_err(&x_t, &io["loss_x_t"]) <= 1e-5);
+    let (loss, mse, vb) = d.training_losses(&io["loss_out"], &io["loss_x0"], &x_t, &io["loss_noise"], &t).unwrap();
+    for (name, ours) in [("loss", &loss), ("loss_mse", &mse), ("loss_vb", &vb)] {
+        let err = max_abs_err(ours, &io[name]);
+        let scale = io[name].abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(err <= 1e-4 * scale.max(1.0), "{name}: err {err} (max {scale})");
+    }
+}

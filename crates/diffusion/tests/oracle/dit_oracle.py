@@ -121,6 +121,48 @@ class Diffusion:
         return x0, mean, log_var
 
 
+def approx_std_normal_cdf(x):
+    return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def hybrid_losses(out, x0, noise, t):
+    """IDDPM training_losses for learned-range sigma, loss type MSE: per-row (loss, mse, vb)."""
+    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
+    ac = np.cumprod(1 - betas)
+    acp = np.append(1.0, ac[:-1])
+    var = betas * (1 - acp) / (1 - ac)
+    lvc = np.log(np.append(var[1], var[1:]))
+    c1 = betas * np.sqrt(acp) / (1 - ac)
+    c2 = (1 - acp) * np.sqrt(1 - betas) / (1 - ac)
+
+    def g(a):
+        return torch.tensor(a[t.numpy()], dtype=torch.float32).view(-1, 1, 1, 1)
+
+    x_t = g(np.sqrt(ac)) * x0 + g(np.sqrt(1 - ac)) * noise
+    c = x0.shape[1]
+    eps, v = out[:, :c], out[:, c:]
+    mse = ((noise - eps) ** 2).mean(dim=(1, 2, 3))
+    true_mean = g(c1) * x0 + g(c2) * x_t
+    true_lv = g(lvc)
+    x0_hat = g(np.sqrt(1 / ac)) * x_t - g(np.sqrt(1 / ac - 1)) * eps.detach()
+    mean = g(c1) * x0_hat + g(c2) * x_t
+    frac = (v + 1) / 2
+    lv = frac * g(np.log(betas)) + (1 - frac) * true_lv
+    kl = 0.5 * (-1.0 + lv - true_lv + torch.exp(true_lv - lv) + (true_mean - mean) ** 2 * torch.exp(-lv))
+    kl = kl.mean(dim=(1, 2, 3)) / math.log(2.0)
+    centered = x0 - mean
+    inv = torch.exp(-0.5 * lv)
+    cdf_plus = approx_std_normal_cdf(inv * (centered + 1 / 255.0))
+    cdf_min = approx_std_normal_cdf(inv * (centered - 1 / 255.0))
+    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_1m_cdf_min = torch.log((1 - cdf_min).clamp(min=1e-12))
+    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
+    ll = torch.where(x0 < -0.999, log_cdf_plus, torch.where(x0 > 0.999, log_1m_cdf_min, log_delta))
+    nll = -ll.mean(dim=(1, 2, 3)) / math.log(2.0)
+    vb = torch.where(t == 0, nll, kl)
+    return mse + vb, mse, vb, x_t
+
+
 def main():
     c = CFG
     d, p = c["hidden"], c["patch"]
@@ -197,7 +239,18 @@ def main():
         state = m + (torch.exp(0.5 * lv) * zz if idx > 0 else 0)
     sample = state[:2]
 
+    # Hybrid training loss on a batch with t = 0 (decoder NLL) and t > 0 (KL) rows; x0 on the
+    # 8-bit grid in [-1, 1] with both ends present.
+    lx0 = (torch.randint(0, 256, (4, 1, 4, 4)).float() / 127.5 - 1)
+    lx0[0, 0, 0, 0], lx0[0, 0, 0, 1] = -1.0, 1.0
+    lnoise = torch.randn(4, 1, 4, 4)
+    lt = torch.tensor([0, 1, 500, 999])
+    lout = torch.cat([lnoise + 0.3 * torch.randn(4, 1, 4, 4), torch.rand(4, 1, 4, 4) * 2 - 1], 1)
+    lloss, lmse, lvb, lxt = hybrid_losses(lout, lx0, lnoise, lt)
+
     save_file({k: v.clone().contiguous() for k, v in {
+        "loss_x0": lx0, "loss_noise": lnoise, "loss_t": lt.to(torch.int64), "loss_out": lout, "loss_x_t": lxt,
+        "loss": lloss, "loss_mse": lmse, "loss_vb": lvb,
         "x": x, "t": t, "y": y.to(torch.int64), "out": out,
         "t_freq_in": tt, "t_freq": freq_embedding(tt),
         "pos_table": torch.from_numpy(pos_table(d, grid)),
