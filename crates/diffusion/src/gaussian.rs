@@ -381,4 +381,39 @@ mod tests {
         assert_eq!(d.posterior_log_variance_clipped[0], d.posterior_variance[1].ln());
         assert!((d.betas[999] - 0.02).abs() < 1e-15 && (d.betas[0] - 1e-4).abs() < 1e-15);
     }
+
+    fn scalar_tensor(v: f32, c: usize) -> Tensor {
+        Tensor::full(v, (1, c, 1, 1), &Device::Cpu).unwrap()
+    }
+
+    fn value(t: &Tensor) -> f32 {
+        t.flatten_all().unwrap().get(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn ddim_with_eta_zero_is_the_deterministic_update() {
+        let d = GaussianDiffusion::new("50").unwrap();
+        let (x_t, eps, i) = (0.7f32, -0.4f32, 30);
+        let out = Tensor::cat(&[scalar_tensor(eps, 1), scalar_tensor(0.0, 1)], 1).unwrap();
+        let pred = d.predict(&out, &scalar_tensor(x_t, 1), i).unwrap();
+        let next = d.ddim_step(&pred, &scalar_tensor(x_t, 1), 0.0, &scalar_tensor(5.0, 1)).unwrap();
+        let (abar, prev) = (d.alphas_cumprod[i], d.alphas_cumprod_prev[i]);
+        let x0 = (x_t as f64 - (1.0 - abar).sqrt() * eps as f64) / abar.sqrt();
+        let expected = prev.sqrt() * x0 + (1.0 - prev).sqrt() * eps as f64;
+        assert!((value(&next) as f64 - expected).abs() < 1e-4, "{} vs {expected}", value(&next));
+    }
+
+    #[test]
+    fn clip_denoised_clamps_x0_before_the_posterior_mean() {
+        let d = GaussianDiffusion::new("50").unwrap();
+        let i = 45; // high noise: x0_hat = sqrt(1/abar) x_t - ... is far outside [-1, 1]
+        let out = Tensor::cat(&[scalar_tensor(-1.0, 1), scalar_tensor(0.0, 1)], 1).unwrap();
+        let x_t = scalar_tensor(1.5, 1);
+        let free = d.predict(&out, &x_t, i).unwrap();
+        let clipped = d.predict_with(&out, &x_t, i, true).unwrap();
+        assert!(value(&free.x0_hat) > 1.0);
+        assert_eq!(value(&clipped.x0_hat), 1.0);
+        let expected = d.posterior_mean_coef1[i] + d.posterior_mean_coef2[i] * 1.5;
+        assert!((value(&clipped.mean) as f64 - expected).abs() < 1e-5);
+    }
 }
