@@ -186,24 +186,25 @@ impl Sampler<'_> {
         rngs: &mut [ChaCha8Rng],
     ) -> Result<Tensor, SampleError> {
         let b = rngs.len();
+        let d = y_emb.dim(1)?;
         let params = SoftLabelParams::from_config(self.config);
-        let mut cond = Vec::with_capacity(b);
-        let mut null = Vec::with_capacity(b);
-        for (row, rng) in rngs.iter_mut().enumerate() {
-            let pair = Tensor::cat(&[y_emb.narrow(0, row, 1)?, y_emb.narrow(0, b + row, 1)?], 0)?; // (2, D)
-            let star = Tensor::cat(
-                &[
-                    y_star_emb.narrow(0, row, 1)?,
-                    y_star_emb.narrow(0, b + row, 1)?,
-                ],
-                0,
-            )?;
-            let out = params.apply_with_rng(&pair, &star, timestep, rng)?;
-            cond.push(out.narrow(0, 0, 1)?);
-            null.push(out.narrow(0, 1, 1)?);
-        }
+        // (2B, D) with conditional rows first -> (B, 2, D): one group per class.
+        let by_class = |x: &Tensor| Tensor::stack(&[x.narrow(0, 0, b)?, x.narrow(0, b, b)?], 1);
+        let noise: Vec<Tensor> = rngs
+            .iter_mut()
+            .map(|rng| params.draw_noise(rng, &(2, d).into(), y_emb.dtype(), y_emb.device()))
+            .collect::<candle_core::Result<_>>()?;
+        let out = params.apply_grouped(
+            &by_class(y_emb)?,
+            &by_class(y_star_emb)?,
+            &Tensor::stack(&noise, 0)?,
+            timestep,
+        )?; // (B, 2, D)
         Ok(Tensor::cat(
-            &[Tensor::cat(&cond, 0)?, Tensor::cat(&null, 0)?],
+            &[
+                out.narrow(1, 0, 1)?.squeeze(1)?,
+                out.narrow(1, 1, 1)?.squeeze(1)?,
+            ],
             0,
         )?)
     }

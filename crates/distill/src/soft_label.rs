@@ -137,6 +137,27 @@ impl SoftLabelParams {
         noise: &Tensor,
         t: usize,
     ) -> Result<Tensor> {
+        let one_group = |x: &Tensor| x.unsqueeze(0);
+        self.apply_grouped(
+            &one_group(e_y)?,
+            &one_group(e_other)?,
+            &one_group(noise)?,
+            t,
+        )?
+        .squeeze(0)
+    }
+
+    /// [`SoftLabelParams::apply`] on G independent CFG batches at once: inputs are (G, ...)
+    /// and the mean and std of each group are taken over that group's elements alone. A
+    /// batch-across-classes sampler passes one group per class (its conditional and null rows),
+    /// so every class sees exactly the statistics of a CFG batch of its own.
+    pub fn apply_grouped(
+        &self,
+        e_y: &Tensor,
+        e_other: &Tensor,
+        noise: &Tensor,
+        t: usize,
+    ) -> Result<Tensor> {
         let lambda = self.lambda(t);
         let r = self.other_class_switch(t);
         let rest = (1.0 - lambda).sqrt();
@@ -144,13 +165,16 @@ impl SoftLabelParams {
             .affine(lambda.sqrt(), 0.0)?
             .add(&noise.affine(self.beta_n * rest, 0.0)?)?
             .add(&e_other.affine(r * self.beta_s * rest, 0.0)?)?; // e'
-        let (mixed_mean, mixed_std) = mean_and_unbiased_std(&mixed)?;
-        let (target_mean, target_std) = mean_and_unbiased_std(e_y)?;
+        let (mixed_mean, mixed_std) = group_mean_and_unbiased_std(&mixed)?;
+        let (target_mean, target_std) = group_mean_and_unbiased_std(e_y)?;
+        let shape = mixed.shape().clone();
         mixed
+            .flatten_from(1)?
             .broadcast_sub(&mixed_mean)?
             .broadcast_div(&mixed_std)?
             .broadcast_mul(&target_std)?
-            .broadcast_add(&target_mean) // e''
+            .broadcast_add(&target_mean)? // e''
+            .reshape(shape)
     }
 
     /// [`SoftLabelParams::apply`] with fresh noise drawn from `rng` (one draw per call = per step).
@@ -167,10 +191,13 @@ impl SoftLabelParams {
 }
 
 /// Mean and unbiased (n - 1) standard deviation over all elements, as 0-d tensors.
-fn mean_and_unbiased_std(x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let count = x.elem_count();
-    let mean = x.mean_all()?;
-    let sum_sq = x.broadcast_sub(&mean)?.sqr()?.sum_all()?;
+/// Per group (leading dimension): mean and unbiased (n - 1) standard deviation over all the
+/// group's elements, each (G, 1).
+fn group_mean_and_unbiased_std(x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let x = x.flatten_from(1)?; // (G, n)
+    let count = x.dim(1)?;
+    let mean = x.mean_keepdim(1)?;
+    let sum_sq = x.broadcast_sub(&mean)?.sqr()?.sum_keepdim(1)?;
     let std = sum_sq.affine(1.0 / (count as f64 - 1.0), 0.0)?.sqrt()?;
     Ok((mean, std))
 }
@@ -178,6 +205,67 @@ fn mean_and_unbiased_std(x: &Tensor) -> Result<(Tensor, Tensor)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_equals_one_call_per_group() {
+        let dev = Device::Cpu;
+        let params = SoftLabelParams::default();
+        let e_y = Tensor::new(
+            &[
+                [[1.0f64, 2.0, 4.0], [0.5, -1.0, 3.0]],
+                [[-2.0, 0.0, 1.0], [0.5, -1.0, 3.0]],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let e_other = Tensor::new(
+            &[
+                [[0.3f64, 0.1, -0.2], [0.3, 0.1, -0.2]],
+                [[1.0, 1.5, 0.0], [1.0, 1.5, 0.0]],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let noise = Tensor::new(
+            &[
+                [[0.9f64, 0.2, 0.4], [0.1, 0.7, 0.3]],
+                [[0.6, 0.5, 0.8], [0.0, 0.25, 0.75]],
+            ],
+            &dev,
+        )
+        .unwrap();
+        for t in [950, 700, 300] {
+            let grouped = params.apply_grouped(&e_y, &e_other, &noise, t).unwrap();
+            for g in 0..2 {
+                let alone = params
+                    .apply(
+                        &e_y.get(g).unwrap(),
+                        &e_other.get(g).unwrap(),
+                        &noise.get(g).unwrap(),
+                        t,
+                    )
+                    .unwrap();
+                let diff = (grouped.get(g).unwrap() - alone)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(diff < 1e-12, "t={t} group {g}: {diff}");
+            }
+        }
+        // Groups do not see each other: changing group 1 leaves group 0 unchanged.
+        let moved = params
+            .apply_grouped(&e_y, &(e_other.clone() * 3.0).unwrap(), &noise, 700)
+            .unwrap();
+        let base = params.apply_grouped(&e_y, &e_other, &noise, 700).unwrap();
+        assert_ne!(
+            moved.get(1).unwrap().to_vec2::<f64>().unwrap(),
+            base.get(1).unwrap().to_vec2::<f64>().unwrap()
+        );
+    }
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
