@@ -240,3 +240,21 @@ fn existing_output_and_mismatched_checkpoint_are_named() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("/nonexistent/folder"), "{err}");
 }
+
+#[test]
+fn classes_missing_from_the_data_folder_are_named() {
+    let fx = Fixture::new();
+    let list = fx.root.join("classes.txt");
+    std::fs::write(&list, "c0\nc1\nn02096294\n").unwrap();
+    let output = fx
+        .distill("out", &["--ipc", "1", "--classes", list.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("n02096294") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(!fx.root.join("out").exists(), "no partial output");
+}
