@@ -28,6 +28,27 @@ pub enum NoiseLaw {
     Gaussian,
 }
 
+/// Whether x0_hat is clamped to [-1, 1] at every step (IDDPM's `clip_denoised`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipDenoised {
+    /// In pixel space (where data lie in [-1, 1]) yes, in a VAE's latent space no (the
+    /// reference DMGD sampler does not clip latents).
+    Auto,
+    Yes,
+    No,
+}
+
+impl ClipDenoised {
+    pub fn resolve(self, pixel_space: bool) -> bool {
+        match self {
+            ClipDenoised::Auto => pixel_space,
+            ClipDenoised::Yes => true,
+            ClipDenoised::No => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DistillConfig {
@@ -43,6 +64,7 @@ pub struct DistillConfig {
     pub steps: usize,
     pub cfg_scale: f64,
     pub cfg_channels: CfgChannels,
+    pub clip_denoised: ClipDenoised,
     /// Classes sampled together in one DiT batch (image i of each class of a group).
     pub class_batch: usize,
 
@@ -83,6 +105,7 @@ impl Default for DistillConfig {
             steps: 50,
             cfg_scale: 4.0,
             cfg_channels: CfgChannels::FirstThree,
+            clip_denoised: ClipDenoised::Auto,
             class_batch: 10,
             t_upper: 900,
             t_lower: 500,

@@ -132,6 +132,10 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, Pip
         config,
         cfg: job.cfg,
         run_labels: job.model_labels,
+        clip_denoised: config.clip_denoised.resolve(matches!(
+            job.codec.autoencoder,
+            dmgd_diffusion::autoencoder::Autoencoder::Pixel
+        )),
     };
     let total = shard_classes.len() * config.ipc;
     let mut done = 0;

@@ -41,6 +41,8 @@ pub struct Sampler<'a> {
     pub cfg: Cfg,
     /// DiT labels of every class of the run: y* is drawn among them (DESIGN.md §5).
     pub run_labels: &'a [usize],
+    /// Clamp x0_hat to [-1, 1] at every step (resolved `clip-denoised`).
+    pub clip_denoised: bool,
 }
 
 /// Sampling produced a NaN or infinity: the class, image and step at fault.
@@ -127,7 +129,9 @@ impl Sampler<'_> {
             };
             let t = self.diffusion.model_timesteps(i, b, &device)?;
             let out = self.dit.forward_with_cfg(&x_t, &t, &emb, &self.cfg)?; // (B, 2C, H, W)
-            let mut pred = self.diffusion.predict(&out, &x_t, i)?;
+            let mut pred = self
+                .diffusion
+                .predict_with(&out, &x_t, i, self.clip_denoised)?;
 
             if config.uses_ot() && (ot_first..=ot_last).contains(&i) {
                 // grad_{x_t} L = sqrt(1/abar_t) grad_{x0_hat} L (eps is held constant);

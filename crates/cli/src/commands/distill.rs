@@ -9,7 +9,7 @@ use dmgd_data::{class_list, ImageSet};
 use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig, SD_VAE_FACTOR};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
 use dmgd_distill::codec::Codec;
-use dmgd_distill::config::{DistillConfig, Method, NoiseLaw};
+use dmgd_distill::config::{ClipDenoised, DistillConfig, Method, NoiseLaw};
 use dmgd_distill::pipeline::{self, Existing, Job, Progress};
 use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
 use dmgd_distill::shard::Shard;
@@ -95,6 +95,9 @@ pub struct Knobs {
     /// first-three (the reference sampler) or all-eps [first-three].
     #[arg(long)]
     pub cfg_channels: Option<String>,
+    /// Clamp x0_hat to [-1, 1] each step: auto (pixel space yes, VAE latents no), yes, no [auto].
+    #[arg(long)]
+    pub clip_denoised: Option<String>,
     /// Classes per DiT batch [10].
     #[arg(long)]
     pub class_batch: Option<usize>,
@@ -189,6 +192,9 @@ fn resolve_config(args: &Args) -> Result<DistillConfig> {
     }
     if let Some(v) = &k.cfg_channels {
         c.cfg_channels = serde_plain::<CfgChannels>(v, "--cfg-channels", "first-three or all-eps")?;
+    }
+    if let Some(v) = &k.clip_denoised {
+        c.clip_denoised = serde_plain::<ClipDenoised>(v, "--clip-denoised", "auto, yes or no")?;
     }
     if let Some(v) = &k.noise {
         c.noise = serde_plain::<NoiseLaw>(v, "--noise", "uniform or gaussian")?;
