@@ -30,43 +30,76 @@ fn model(name: &str) -> DitConfig {
 }
 
 fn batch_size(name: &str) -> usize {
-    if name == "ti4" { 32 } else { 8 }
+    if name == "ti4" {
+        32
+    } else {
+        8
+    }
 }
 
 /// A DiT with random weights held as plain tensors, as a loaded checkpoint holds them (weights
 /// that are `Var`s make every op record its graph, which sampling would keep alive).
 fn random_dit(cfg: &DitConfig) -> Dit {
     let varmap = VarMap::new();
-    let init = Dit::init(cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
-    let tensors = init.state_dict().unwrap().into_iter().map(|(k, t)| (k, t.detach().copy().unwrap())).collect();
+    let init = Dit::init(
+        cfg,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    let tensors = init
+        .state_dict()
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.detach().copy().unwrap()))
+        .collect();
     drop(init);
     drop(varmap);
-    Dit::load(cfg, VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)).unwrap()
+    Dit::load(
+        cfg,
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+    )
+    .unwrap()
 }
 
 fn forward(name: &str, repeats: usize) -> f64 {
     let cfg = model(name);
     let n = batch_size(name);
     let dit = random_dit(&cfg);
-    let x = Tensor::randn(0f32, 1., (n, cfg.in_channels, cfg.input_size, cfg.input_size), &Device::Cpu).unwrap();
+    let x = Tensor::randn(
+        0f32,
+        1.,
+        (n, cfg.in_channels, cfg.input_size, cfg.input_size),
+        &Device::Cpu,
+    )
+    .unwrap();
     let t = Tensor::full(500f32, n, &Device::Cpu).unwrap();
     let y: Vec<usize> = (0..n).map(|i| i % cfg.num_classes).collect();
     dit.forward(&x, &t, &y).unwrap(); // warm-up
-    median((0..repeats).map(|_| {
-        let s = Instant::now();
-        dit.forward(&x, &t, &y).unwrap();
-        s.elapsed().as_secs_f64()
-    }).collect())
+    median(
+        (0..repeats)
+            .map(|_| {
+                let s = Instant::now();
+                dit.forward(&x, &t, &y).unwrap();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 fn train(name: &str, repeats: usize) -> f64 {
     let cfg = model(name);
     let n = batch_size(name);
-    let shape = ImageShape { channels: cfg.in_channels, height: cfg.input_size, width: cfg.input_size };
+    let shape = ImageShape {
+        channels: cfg.in_channels,
+        height: cfg.input_size,
+        width: cfg.input_size,
+    };
     let count = 64;
     let data = ImageSet {
         shape,
-        pixels: (0..count * shape.numel()).map(|i| (i * 31 % 256) as u8).collect(),
+        pixels: (0..count * shape.numel())
+            .map(|i| (i * 31 % 256) as u8)
+            .collect(),
         labels: (0..count).map(|i| i % cfg.num_classes).collect(),
         class_names: (0..cfg.num_classes).map(|k| k.to_string()).collect(),
     };
@@ -85,11 +118,15 @@ fn train(name: &str, repeats: usize) -> f64 {
     };
     let mut trainer = Trainer::new(tc, &Device::Cpu).unwrap();
     trainer.train_step(&data).unwrap(); // warm-up
-    median((0..repeats).map(|_| {
-        let s = Instant::now();
-        trainer.train_step(&data).unwrap();
-        s.elapsed().as_secs_f64()
-    }).collect())
+    median(
+        (0..repeats)
+            .map(|_| {
+                let s = Instant::now();
+                trainer.train_step(&data).unwrap();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 /// Fused ops (dmgd_diffusion::ops) against candle's composed ops, forward + backward, at the
@@ -100,12 +137,16 @@ fn ops(repeats: usize) {
     let time = |shape: (usize, usize), f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()).unwrap();
         let g = Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap();
-        median((0..repeats + 1).map(|_| {
-            let s = Instant::now();
-            let y = f(x.as_tensor()).unwrap();
-            (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            s.elapsed().as_secs_f64()
-        }).collect())
+        median(
+            (0..repeats + 1)
+                .map(|_| {
+                    let s = Instant::now();
+                    let y = f(x.as_tensor()).unwrap();
+                    (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                    s.elapsed().as_secs_f64()
+                })
+                .collect(),
+        )
     };
     let composed_ln = |x: &Tensor| {
         let mean = x.mean_keepdim(D::Minus1)?;
@@ -119,9 +160,24 @@ fn ops(repeats: usize) {
     };
     let tokens = 32 * 49;
     let rows: [(&str, (usize, usize), f64, f64); 3] = [
-        ("gelu-tanh (1568x1024)", (tokens, 1024), time((tokens, 1024), &gelu_tanh), time((tokens, 1024), &|x: &Tensor| x.gelu())),
-        ("layer-norm (1568x256)", (tokens, 256), time((tokens, 256), &|x: &Tensor| layer_norm_no_affine(x, 1e-6)), time((tokens, 256), &composed_ln)),
-        ("softmax (6272x49)", (32 * 4 * 49, 49), time((32 * 4 * 49, 49), &softmax_last_dim), time((32 * 4 * 49, 49), &composed_softmax)),
+        (
+            "gelu-tanh (1568x1024)",
+            (tokens, 1024),
+            time((tokens, 1024), &gelu_tanh),
+            time((tokens, 1024), &|x: &Tensor| x.gelu()),
+        ),
+        (
+            "layer-norm (1568x256)",
+            (tokens, 256),
+            time((tokens, 256), &|x: &Tensor| layer_norm_no_affine(x, 1e-6)),
+            time((tokens, 256), &composed_ln),
+        ),
+        (
+            "softmax (6272x49)",
+            (32 * 4 * 49, 49),
+            time((32 * 4 * 49, 49), &softmax_last_dim),
+            time((32 * 4 * 49, 49), &composed_softmax),
+        ),
     ];
     for (name, _, fused, composed) in rows {
         println!("{{\"impl\": \"candle\", \"workload\": \"op {name} fwd+bwd\", \"fused_s\": {fused:.5}, \"composed_s\": {composed:.5}}}");
@@ -132,12 +188,23 @@ fn ops(repeats: usize) {
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        / 1024.0
 }
 
 fn main() {
-    let workload = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "forward-ti4".into());
-    let repeats: usize = std::env::var("REPEATS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let workload = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "forward-ti4".into());
+    let repeats: usize = std::env::var("REPEATS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let threads = std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "default".into());
     let (seconds, extra) = match workload.as_str() {
         "forward-ti4" => (forward("ti4", repeats), String::new()),
@@ -156,9 +223,22 @@ fn main() {
             let diffusion = GaussianDiffusion::new("2").unwrap();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
             let s = Instant::now();
-            let options = SampleOptions { cfg: Cfg { scale: 4.0, channels: CfgChannels::FirstThree }, method: Method::Ddpm, clip_denoised: false };
+            let options = SampleOptions {
+                cfg: Cfg {
+                    scale: 4.0,
+                    channels: CfgChannels::FirstThree,
+                },
+                method: Method::Ddpm,
+                clip_denoised: false,
+            };
             sample(&dit, &diffusion, &[1, 2], &options, &mut rng).unwrap();
-            (s.elapsed().as_secs_f64() / 2.0, format!(", \"peak_rss_mib_after_init\": {after_init:.0}, \"peak_rss_mib\": {:.0}", peak_rss_mib()))
+            (
+                s.elapsed().as_secs_f64() / 2.0,
+                format!(
+                    ", \"peak_rss_mib_after_init\": {after_init:.0}, \"peak_rss_mib\": {:.0}",
+                    peak_rss_mib()
+                ),
+            )
         }
         other => panic!("unknown workload {other}"),
     };

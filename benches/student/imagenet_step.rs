@@ -13,27 +13,55 @@ use std::time::Instant;
 /// CPU seconds (user + system) of this process, from /proc/self/stat (10 ms ticks).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let batch: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(64);
     let names: Vec<&str> = if args.len() > 1 {
         args[1..].iter().map(|s| s.as_str()).collect()
     } else {
         vec!["resnetap10", "resnet18", "convnet6"]
     };
-    let input = ImageShape { channels: 3, height: 224, width: 224 };
+    let input = ImageShape {
+        channels: 3,
+        height: 224,
+        width: 224,
+    };
     let x = Tensor::randn(0f32, 1., (batch, 3, 224, 224), &Device::Cpu)?;
     let y: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
     for name in names {
-        let spec = NetSpec { arch: name.parse()?, norm: NormKind::Instance, input, num_classes: 10 };
+        let spec = NetSpec {
+            arch: name.parse()?,
+            norm: NormKind::Instance,
+            input,
+            num_classes: 10,
+        };
         let net = Net::new(spec, 0)?;
         let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
-        let mut opt = Optimizer::new(OptimizerKind::AdamW { lr: 1e-3, weight_decay: 0.01 }, vars)?;
+        let mut opt = Optimizer::new(
+            OptimizerKind::AdamW {
+                lr: 1e-3,
+                weight_decay: 0.01,
+            },
+            vars,
+        )?;
         train_step(&net, &mut opt, &x, &y)?; // warm-up
         let (t, cpu) = (Instant::now(), cpu_seconds());
         let loss = train_step(&net, &mut opt, &x, &y)?;

@@ -73,7 +73,12 @@ impl Autoencoder {
     }
 
     /// Images (N, C, H, W) in [-1, 1] -> scaled latents.
-    pub fn encode(&self, images: &Tensor, mode: EncodeMode, rng: &mut impl rand::Rng) -> Result<Tensor> {
+    pub fn encode(
+        &self,
+        images: &Tensor,
+        mode: EncodeMode,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Tensor> {
         match self {
             Autoencoder::Pixel => Ok(images.clone()),
             Autoencoder::SdVae(vae) => {
@@ -100,8 +105,12 @@ impl Autoencoder {
 }
 
 /// Attention weights of older diffusers files -> current names.
-const OLD_ATTENTION_NAMES: [(&str, &str); 4] =
-    [(".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.")];
+const OLD_ATTENTION_NAMES: [(&str, &str); 4] = [
+    (".query.", ".to_q."),
+    (".key.", ".to_k."),
+    (".value.", ".to_v."),
+    (".proj_attn.", ".to_out.0."),
+];
 
 /// The mid-block self-attention (one head over all channels, diffusers `Attention` with a
 /// residual): group norm -> q, k, v -> softmax(q k^T / sqrt(C)) v -> to_out.0 -> + x.
@@ -116,7 +125,12 @@ struct MidAttention {
 impl MidAttention {
     fn new(channels: usize, groups: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(MidAttention {
-            group_norm: candle_nn::group_norm(groups, channels, SD_VAE_NORM_EPS, vb.pp("group_norm"))?,
+            group_norm: candle_nn::group_norm(
+                groups,
+                channels,
+                SD_VAE_NORM_EPS,
+                vb.pp("group_norm"),
+            )?,
             to_q: candle_nn::linear(channels, channels, vb.pp("to_q"))?,
             to_k: candle_nn::linear(channels, channels, vb.pp("to_k"))?,
             to_v: candle_nn::linear(channels, channels, vb.pp("to_v"))?,
@@ -127,11 +141,17 @@ impl MidAttention {
     /// (N, C, H, W) -> (N, C, H, W).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
-        let hs = self.group_norm.forward(x)?.reshape((n, c, h * w))?.transpose(1, 2)?.contiguous()?; // (N, T, C)
+        let hs = self
+            .group_norm
+            .forward(x)?
+            .reshape((n, c, h * w))?
+            .transpose(1, 2)?
+            .contiguous()?; // (N, T, C)
         let q = self.to_q.forward(&hs)?;
         let k = self.to_k.forward(&hs)?;
         let v = self.to_v.forward(&hs)?;
-        let attn = candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * (c as f64).powf(-0.5))?)?; // (N, T, T)
+        let attn =
+            candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * (c as f64).powf(-0.5))?)?; // (N, T, T)
         let out = self.to_out_0.forward(&attn.matmul(&v)?)?; // (N, T, C)
         out.transpose(1, 2)?.reshape((n, c, h, w))? + x
     }
@@ -146,7 +166,12 @@ struct MidBlock {
 
 impl MidBlock {
     fn new(channels: usize, groups: usize, vb: VarBuilder) -> candle_core::Result<Self> {
-        let cfg = ResnetBlock2DConfig { temb_channels: None, groups, eps: SD_VAE_NORM_EPS, ..Default::default() };
+        let cfg = ResnetBlock2DConfig {
+            temb_channels: None,
+            groups,
+            eps: SD_VAE_NORM_EPS,
+            ..Default::default()
+        };
         Ok(MidBlock {
             resnet_0: ResnetBlock2D::new(vb.pp("resnets.0"), channels, cfg)?,
             attention: MidAttention::new(channels, groups, vb.pp("attentions.0"))?,
@@ -184,15 +209,32 @@ impl SdVae {
     pub fn load(path: &Path, config: &VaeConfig, device: &Device) -> Result<Self> {
         let tensors: std::collections::HashMap<String, Tensor> = read_tensors(path, device)?
             .into_iter()
-            .map(|(k, v)| (OLD_ATTENTION_NAMES.iter().fold(k, |k, (old, new)| k.replace(old, new)), v))
+            .map(|(k, v)| {
+                (
+                    OLD_ATTENTION_NAMES
+                        .iter()
+                        .fold(k, |k, (old, new)| k.replace(old, new)),
+                    v,
+                )
+            })
             .collect();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        Self::build(config, vb).map_err(|source| DiffusionError::Candle { context: format!("SD VAE {}", path.display()), source })
+        Self::build(config, vb).map_err(|source| DiffusionError::Candle {
+            context: format!("SD VAE {}", path.display()),
+            source,
+        })
     }
 
     fn build(config: &VaeConfig, vb: VarBuilder) -> candle_core::Result<Self> {
-        let pad1 = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
-        let (ch, groups, l) = (&config.block_out_channels, config.norm_num_groups, config.latent_channels);
+        let pad1 = candle_nn::Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let (ch, groups, l) = (
+            &config.block_out_channels,
+            config.norm_num_groups,
+            config.latent_channels,
+        );
         let last = *ch.last().expect("non-empty block_out_channels");
         let enc = vb.pp("encoder");
         let mut encoder_down_blocks = Vec::new();
@@ -206,7 +248,12 @@ impl SdVae {
                 ..Default::default()
             };
             let inp = if i > 0 { ch[i - 1] } else { ch[0] };
-            encoder_down_blocks.push(DownEncoderBlock2D::new(enc.pp(format!("down_blocks.{i}")), inp, out, cfg)?);
+            encoder_down_blocks.push(DownEncoderBlock2D::new(
+                enc.pp(format!("down_blocks.{i}")),
+                inp,
+                out,
+                cfg,
+            )?);
         }
         let dec = vb.pp("decoder");
         let reversed: Vec<usize> = ch.iter().rev().copied().collect();
@@ -221,22 +268,61 @@ impl SdVae {
                 ..Default::default()
             };
             let inp = if i > 0 { reversed[i - 1] } else { reversed[0] };
-            decoder_up_blocks.push(UpDecoderBlock2D::new(dec.pp(format!("up_blocks.{i}")), inp, out, cfg)?);
+            decoder_up_blocks.push(UpDecoderBlock2D::new(
+                dec.pp(format!("up_blocks.{i}")),
+                inp,
+                out,
+                cfg,
+            )?);
         }
         Ok(SdVae {
             config: config.clone(),
-            encoder_conv_in: candle_nn::conv2d(config.in_channels, ch[0], 3, pad1, enc.pp("conv_in"))?,
+            encoder_conv_in: candle_nn::conv2d(
+                config.in_channels,
+                ch[0],
+                3,
+                pad1,
+                enc.pp("conv_in"),
+            )?,
             encoder_down_blocks,
             encoder_mid_block: MidBlock::new(last, groups, enc.pp("mid_block"))?,
-            encoder_conv_norm_out: candle_nn::group_norm(groups, last, SD_VAE_NORM_EPS, enc.pp("conv_norm_out"))?,
+            encoder_conv_norm_out: candle_nn::group_norm(
+                groups,
+                last,
+                SD_VAE_NORM_EPS,
+                enc.pp("conv_norm_out"),
+            )?,
             encoder_conv_out: candle_nn::conv2d(last, 2 * l, 3, pad1, enc.pp("conv_out"))?,
-            quant_conv: candle_nn::conv2d(2 * l, 2 * l, 1, Default::default(), vb.pp("quant_conv"))?,
-            post_quant_conv: candle_nn::conv2d(l, l, 1, Default::default(), vb.pp("post_quant_conv"))?,
+            quant_conv: candle_nn::conv2d(
+                2 * l,
+                2 * l,
+                1,
+                Default::default(),
+                vb.pp("quant_conv"),
+            )?,
+            post_quant_conv: candle_nn::conv2d(
+                l,
+                l,
+                1,
+                Default::default(),
+                vb.pp("post_quant_conv"),
+            )?,
             decoder_conv_in: candle_nn::conv2d(l, last, 3, pad1, dec.pp("conv_in"))?,
             decoder_mid_block: MidBlock::new(last, groups, dec.pp("mid_block"))?,
             decoder_up_blocks,
-            decoder_conv_norm_out: candle_nn::group_norm(groups, ch[0], SD_VAE_NORM_EPS, dec.pp("conv_norm_out"))?,
-            decoder_conv_out: candle_nn::conv2d(ch[0], config.in_channels, 3, pad1, dec.pp("conv_out"))?,
+            decoder_conv_norm_out: candle_nn::group_norm(
+                groups,
+                ch[0],
+                SD_VAE_NORM_EPS,
+                dec.pp("conv_norm_out"),
+            )?,
+            decoder_conv_out: candle_nn::conv2d(
+                ch[0],
+                config.in_channels,
+                3,
+                pad1,
+                dec.pp("conv_out"),
+            )?,
         })
     }
 
@@ -246,8 +332,13 @@ impl SdVae {
         for block in &self.encoder_down_blocks {
             x = block.forward(&x)?;
         }
-        let x = self.encoder_mid_block.forward(&x)?.apply(&self.encoder_conv_norm_out)?;
-        let x = candle_nn::ops::silu(&x)?.apply(&self.encoder_conv_out)?.apply(&self.quant_conv)?; // (N, 2L, h, w)
+        let x = self
+            .encoder_mid_block
+            .forward(&x)?
+            .apply(&self.encoder_conv_norm_out)?;
+        let x = candle_nn::ops::silu(&x)?
+            .apply(&self.encoder_conv_out)?
+            .apply(&self.quant_conv)?; // (N, 2L, h, w)
         let l = self.config.latent_channels;
         let mean = x.narrow(1, 0, l)?;
         let logvar = x.narrow(1, l, l)?.clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1)?;
@@ -256,7 +347,9 @@ impl SdVae {
 
     /// Unscaled latents (N, L, h, w) -> images (N, C, 8h, 8w).
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        let x = z.apply(&self.post_quant_conv)?.apply(&self.decoder_conv_in)?;
+        let x = z
+            .apply(&self.post_quant_conv)?
+            .apply(&self.decoder_conv_in)?;
         let mut x = self.decoder_mid_block.forward(&x)?;
         for block in &self.decoder_up_blocks {
             x = block.forward(&x)?;

@@ -35,12 +35,21 @@ pub const ALLOWED_PICKLE_GLOBALS: [&str; 16] = [
 /// Every tensor of a `.safetensors` or `.pt`/`.pth`/`.bin` file, as f32 on `device`.
 pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let candle_err = |source| DiffusionError::Candle { context: path.display().to_string(), source };
+    let candle_err = |source| DiffusionError::Candle {
+        context: path.display().to_string(),
+        source,
+    };
     if !path.is_file() {
-        return Err(DiffusionError::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+        return Err(DiffusionError::io(
+            path,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
     }
     let tensors: Vec<(String, Tensor)> = match ext {
-        "safetensors" => candle_core::safetensors::load(path, &Device::Cpu).map_err(candle_err)?.into_iter().collect(),
+        "safetensors" => candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(candle_err)?
+            .into_iter()
+            .collect(),
         "pt" | "pth" | "bin" => {
             check_pickle_globals(path)?;
             candle_core::pickle::read_all(path).map_err(candle_err)?
@@ -57,10 +66,16 @@ pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
 /// GLOBAL / STACK_GLOBAL (or a memo copy of one) names a global outside the allow-list.
 /// Nothing is executed: candle's pickle reader only builds a tree of values.
 pub fn check_pickle_globals(path: &Path) -> Result<()> {
-    let bad = |reason: String| DiffusionError::BadCheckpoint { path: path.into(), reason };
+    let bad = |reason: String| DiffusionError::BadCheckpoint {
+        path: path.into(),
+        reason,
+    };
     let file = std::fs::File::open(path).map_err(|e| DiffusionError::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| bad(format!("not a PyTorch zip archive (legacy .pt files are not supported): {e}")))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+        bad(format!(
+            "not a PyTorch zip archive (legacy .pt files are not supported): {e}"
+        ))
+    })?;
     let names: Vec<String> = zip
         .file_names()
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -82,7 +97,11 @@ pub fn check_pickle_globals(path: &Path) -> Result<()> {
                 .read(&mut reader)
                 .map_err(|e| bad(format!("{name}: unreadable pickle: {e}")))?;
             // GLOBAL, STACK_GLOBAL and memo gets push the class onto the top of the stack.
-            if let Some(Object::Class { module_name, class_name }) = stack.stack().last() {
+            if let Some(Object::Class {
+                module_name,
+                class_name,
+            }) = stack.stack().last()
+            {
                 let full = format!("{module_name}.{class_name}");
                 if !ALLOWED_PICKLE_GLOBALS.contains(&full.as_str()) {
                     return Err(DiffusionError::ForbiddenPickleGlobal {
@@ -109,57 +128,88 @@ pub fn check_keys(cfg: &DitConfig, tensors: &HashMap<String, Tensor>, path: &Pat
     for (key, shape) in &expected {
         match tensors.get(key) {
             None => problems.push(format!("missing key {key} (expected shape {shape:?})")),
-            Some(t) if t.dims() != shape.as_slice() => {
-                problems.push(format!("key {key}: expected shape {shape:?}, found {:?}", t.dims()))
-            }
+            Some(t) if t.dims() != shape.as_slice() => problems.push(format!(
+                "key {key}: expected shape {shape:?}, found {:?}",
+                t.dims()
+            )),
             Some(_) => {}
         }
     }
     let known: std::collections::HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
-    let mut unexpected: Vec<&String> = tensors.keys().filter(|k| !known.contains(k.as_str())).collect();
+    let mut unexpected: Vec<&String> = tensors
+        .keys()
+        .filter(|k| !known.contains(k.as_str()))
+        .collect();
     unexpected.sort();
     for key in unexpected {
-        problems.push(format!("unexpected key {key} (shape {:?})", tensors[key].dims()));
+        problems.push(format!(
+            "unexpected key {key} (shape {:?})",
+            tensors[key].dims()
+        ));
     }
     if problems.is_empty() {
         return Ok(());
     }
     Err(DiffusionError::CheckpointMismatch {
         path: path.into(),
-        problems: format!("{} problem(s) for {}: {}", problems.len(), cfg.preset, problems.join("; ")),
+        problems: format!(
+            "{} problem(s) for {}: {}",
+            problems.len(),
+            cfg.preset,
+            problems.join("; ")
+        ),
     })
 }
 
 /// The configuration a DiT state dict implies: hidden size, depth, patch, channels, classes,
 /// input size (from `pos_embed`) and learned sigma from the shapes; the number of heads (no
 /// shape shows it) from the official family with that depth and width, else `num_heads`.
-pub fn infer_config(tensors: &HashMap<String, Tensor>, path: &Path, num_heads: Option<usize>) -> Result<DitConfig> {
-    let cannot = |reason: String| DiffusionError::CannotInferConfig { path: path.into(), reason };
+pub fn infer_config(
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+    num_heads: Option<usize>,
+) -> Result<DitConfig> {
+    let cannot = |reason: String| DiffusionError::CannotInferConfig {
+        path: path.into(),
+        reason,
+    };
     let dims = |key: &str| -> Result<Vec<usize>> {
-        tensors.get(key).map(|t| t.dims().to_vec()).ok_or_else(|| cannot(format!("missing key {key}")))
+        tensors
+            .get(key)
+            .map(|t| t.dims().to_vec())
+            .ok_or_else(|| cannot(format!("missing key {key}")))
     };
     let proj = dims("x_embedder.proj.weight")?;
     if proj.len() != 4 || proj[2] != proj[3] {
-        return Err(cannot(format!("x_embedder.proj.weight has shape {proj:?}, expected (D, C, p, p)")));
+        return Err(cannot(format!(
+            "x_embedder.proj.weight has shape {proj:?}, expected (D, C, p, p)"
+        )));
     }
     let (hidden_size, in_channels, patch_size) = (proj[0], proj[1], proj[2]);
     let pos = dims("pos_embed")?;
-    let tokens = *pos.get(1).ok_or_else(|| cannot(format!("pos_embed has shape {pos:?}")))?;
+    let tokens = *pos
+        .get(1)
+        .ok_or_else(|| cannot(format!("pos_embed has shape {pos:?}")))?;
     let grid = (tokens as f64).sqrt().round() as usize;
     if grid * grid != tokens {
-        return Err(cannot(format!("pos_embed has {tokens} tokens, not a square grid")));
+        return Err(cannot(format!(
+            "pos_embed has {tokens} tokens, not a square grid"
+        )));
     }
     let table = dims("y_embedder.embedding_table.weight")?;
     let num_classes = table[0]
         .checked_sub(1)
         .ok_or_else(|| cannot("empty label-embedding table".into()))?;
-    let depth = (0..).take_while(|i| tensors.contains_key(&format!("blocks.{i}.attn.qkv.weight"))).count();
+    let depth = (0..)
+        .take_while(|i| tensors.contains_key(&format!("blocks.{i}.attn.qkv.weight")))
+        .count();
     let fc1 = dims("blocks.0.mlp.fc1.weight")?;
     let out = dims("final_layer.linear.weight")?[0] / (patch_size * patch_size);
     let learn_sigma = out == 2 * in_channels;
     let family = preset_names().into_iter().find_map(|name| {
         let cfg = DitConfig::preset(&name, grid * patch_size, in_channels, num_classes).ok()?;
-        (cfg.depth == depth && cfg.hidden_size == hidden_size && cfg.patch_size == patch_size).then_some(cfg)
+        (cfg.depth == depth && cfg.hidden_size == hidden_size && cfg.patch_size == patch_size)
+            .then_some(cfg)
     });
     let (preset, heads) = match (family, num_heads) {
         (_, Some(h)) => ("custom".to_string(), h),
@@ -195,8 +245,12 @@ pub fn load_dit(path: &Path, config: Option<&DitConfig>, device: &Device) -> Res
         None => {
             let beside = path.with_file_name(crate::train::MODEL_CONFIG_FILE);
             if beside.is_file() {
-                let text = std::fs::read_to_string(&beside).map_err(|e| DiffusionError::io(&beside, e))?;
-                serde_json::from_str(&text).map_err(|source| DiffusionError::Json { path: beside, source })?
+                let text =
+                    std::fs::read_to_string(&beside).map_err(|e| DiffusionError::io(&beside, e))?;
+                serde_json::from_str(&text).map_err(|source| DiffusionError::Json {
+                    path: beside,
+                    source,
+                })?
             } else {
                 infer_config(&tensors, path, None)?
             }

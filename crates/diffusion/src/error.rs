@@ -8,12 +8,22 @@ pub enum DiffusionError {
     UnknownPreset { name: String, known: String },
 
     #[error("input size {input_size} is not divisible by the patch size {patch_size} ({preset})")]
-    PatchDoesNotDivide { preset: String, input_size: usize, patch_size: usize },
+    PatchDoesNotDivide {
+        preset: String,
+        input_size: usize,
+        patch_size: usize,
+    },
 
     #[error("hidden size {hidden_size} is not divisible by {num_heads} heads ({preset})")]
-    HeadsDoNotDivide { preset: String, hidden_size: usize, num_heads: usize },
+    HeadsDoNotDivide {
+        preset: String,
+        hidden_size: usize,
+        num_heads: usize,
+    },
 
-    #[error("hidden size {hidden_size} must be a multiple of 4 for the 2-D sin-cos table ({preset})")]
+    #[error(
+        "hidden size {hidden_size} must be a multiple of 4 for the 2-D sin-cos table ({preset})"
+    )]
     PosEmbedDim { preset: String, hidden_size: usize },
 
     #[error("input of shape {found:?} does not match the model ({expected})")]
@@ -26,7 +36,12 @@ pub enum DiffusionError {
     CannotInferConfig { path: PathBuf, reason: String },
 
     #[error("checkpoint {path}: refused: the pickle references `{module}.{name}`, which is not a tensor-rebuild global (allowed: {allowed})")]
-    ForbiddenPickleGlobal { path: PathBuf, module: String, name: String, allowed: String },
+    ForbiddenPickleGlobal {
+        path: PathBuf,
+        module: String,
+        name: String,
+        allowed: String,
+    },
 
     #[error("checkpoint {path}: unsupported file type (expected .safetensors, .pt, .pth or .bin)")]
     UnsupportedCheckpoint { path: PathBuf },
@@ -67,7 +82,10 @@ pub enum DiffusionError {
 
 impl DiffusionError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DiffusionError::Io { path: path.into(), source }
+        DiffusionError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

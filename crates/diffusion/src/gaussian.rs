@@ -15,7 +15,10 @@ pub const BETA_END: f64 = 0.02;
 /// `space_timesteps(num_timesteps, section_counts)` of ADM/DiT for a plain count ("50") or
 /// comma-separated section counts ("10,15,20"); "ddimN" gives the DDIM stride rule.
 pub fn space_timesteps(num_timesteps: usize, section_counts: &str) -> Result<Vec<usize>> {
-    let bad = |reason: String| DiffusionError::BadRespacing { spec: section_counts.to_string(), reason };
+    let bad = |reason: String| DiffusionError::BadRespacing {
+        spec: section_counts.to_string(),
+        reason,
+    };
     if let Some(n) = section_counts.strip_prefix("ddim") {
         let desired: usize = n.parse().map_err(|_| bad("expected ddimN".into()))?;
         for stride in 1..num_timesteps {
@@ -23,7 +26,9 @@ pub fn space_timesteps(num_timesteps: usize, section_counts: &str) -> Result<Vec
                 return Ok((0..num_timesteps).step_by(stride).collect());
             }
         }
-        return Err(bad(format!("cannot create exactly {desired} steps with an integer stride")));
+        return Err(bad(format!(
+            "cannot create exactly {desired} steps with an integer stride"
+        )));
     }
     let counts: Vec<usize> = section_counts
         .split(',')
@@ -37,12 +42,18 @@ pub fn space_timesteps(num_timesteps: usize, section_counts: &str) -> Result<Vec
     for (i, &count) in counts.iter().enumerate() {
         let size = size_per + usize::from(i < extra);
         if size < count {
-            return Err(bad(format!("cannot divide a section of {size} steps into {count}")));
+            return Err(bad(format!(
+                "cannot divide a section of {size} steps into {count}"
+            )));
         }
         if count == 0 {
             return Err(bad("a section of 0 steps".into()));
         }
-        let frac_stride = if count <= 1 { 1.0 } else { (size - 1) as f64 / (count - 1) as f64 };
+        let frac_stride = if count <= 1 {
+            1.0
+        } else {
+            (size - 1) as f64 / (count - 1) as f64
+        };
         let mut cur = 0.0f64;
         for _ in 0..count {
             // Python's round(): half to even.
@@ -96,7 +107,11 @@ impl GaussianDiffusion {
     /// `space_timesteps(1000, respacing)`; "" or "1000" keeps every step (training).
     pub fn new(respacing: &str) -> Result<Self> {
         let base = linear_betas(NUM_TRAIN_TIMESTEPS);
-        let spec = if respacing.is_empty() { NUM_TRAIN_TIMESTEPS.to_string() } else { respacing.to_string() };
+        let spec = if respacing.is_empty() {
+            NUM_TRAIN_TIMESTEPS.to_string()
+        } else {
+            respacing.to_string()
+        };
         let kept = space_timesteps(NUM_TRAIN_TIMESTEPS, &spec)?;
         // New betas from the kept cumulative products: beta_i = 1 - abar(s_i) / abar(s_{i-1}).
         let mut abar = 1.0f64;
@@ -122,21 +137,35 @@ impl GaussianDiffusion {
             acc *= 1.0 - b;
             alphas_cumprod.push(acc);
         }
-        let alphas_cumprod_prev: Vec<f64> = std::iter::once(1.0).chain(alphas_cumprod[..n - 1].iter().copied()).collect();
+        let alphas_cumprod_prev: Vec<f64> = std::iter::once(1.0)
+            .chain(alphas_cumprod[..n - 1].iter().copied())
+            .collect();
         let posterior_variance: Vec<f64> = (0..n)
             .map(|i| betas[i] * (1.0 - alphas_cumprod_prev[i]) / (1.0 - alphas_cumprod[i]))
             .collect();
         let posterior_log_variance_clipped: Vec<f64> = (0..n)
-            .map(|i| if i == 0 && n > 1 { posterior_variance[1].ln() } else { posterior_variance[i].ln() })
+            .map(|i| {
+                if i == 0 && n > 1 {
+                    posterior_variance[1].ln()
+                } else {
+                    posterior_variance[i].ln()
+                }
+            })
             .collect();
         GaussianDiffusion {
             sqrt_recip_alphas_cumprod: alphas_cumprod.iter().map(|a| (1.0 / a).sqrt()).collect(),
-            sqrt_recipm1_alphas_cumprod: alphas_cumprod.iter().map(|a| (1.0 / a - 1.0).sqrt()).collect(),
+            sqrt_recipm1_alphas_cumprod: alphas_cumprod
+                .iter()
+                .map(|a| (1.0 / a - 1.0).sqrt())
+                .collect(),
             posterior_mean_coef1: (0..n)
                 .map(|i| betas[i] * alphas_cumprod_prev[i].sqrt() / (1.0 - alphas_cumprod[i]))
                 .collect(),
             posterior_mean_coef2: (0..n)
-                .map(|i| (1.0 - alphas_cumprod_prev[i]) * (1.0 - betas[i]).sqrt() / (1.0 - alphas_cumprod[i]))
+                .map(|i| {
+                    (1.0 - alphas_cumprod_prev[i]) * (1.0 - betas[i]).sqrt()
+                        / (1.0 - alphas_cumprod[i])
+                })
                 .collect(),
             posterior_variance,
             posterior_log_variance_clipped,
@@ -171,7 +200,13 @@ impl GaussianDiffusion {
     /// As `predict`; with `clip_denoised` x0_hat is clamped to [-1, 1] before the posterior
     /// mean (IDDPM/ADM `clip_denoised=True`, the usual choice for pixel-space models; DiT's
     /// latent sampling does not clip). `eps` stays the model's.
-    pub fn predict_with(&self, model_out: &Tensor, x_t: &Tensor, i: usize, clip_denoised: bool) -> Result<StepPrediction> {
+    pub fn predict_with(
+        &self,
+        model_out: &Tensor,
+        x_t: &Tensor,
+        i: usize,
+        clip_denoised: bool,
+    ) -> Result<StepPrediction> {
         let c = x_t.dim(1)?;
         if model_out.dim(1)? != 2 * c {
             return Err(DiffusionError::InputShape {
@@ -182,8 +217,13 @@ impl GaussianDiffusion {
         let eps = model_out.narrow(1, 0, c)?;
         let v = model_out.narrow(1, c, c)?;
         let x0_hat = self.predict_x0(x_t, &eps, i)?;
-        let x0_hat = if clip_denoised { x0_hat.clamp(-1f32, 1f32)? } else { x0_hat };
-        let mean = ((&x0_hat * self.posterior_mean_coef1[i])? + (x_t * self.posterior_mean_coef2[i])?)?;
+        let x0_hat = if clip_denoised {
+            x0_hat.clamp(-1f32, 1f32)?
+        } else {
+            x0_hat
+        };
+        let mean =
+            ((&x0_hat * self.posterior_mean_coef1[i])? + (x_t * self.posterior_mean_coef2[i])?)?;
         // Learned range: log sigma^2 = f log beta + (1 - f) log_var_clipped, f = (v + 1) / 2.
         let (min_log, max_log) = (self.posterior_log_variance_clipped[i], self.betas[i].ln());
         let frac = ((v + 1.0)? / 2.0)?;
@@ -200,7 +240,8 @@ impl GaussianDiffusion {
 
     /// x0_hat = sqrt(1/abar) x_t - sqrt(1/abar - 1) eps (no clipping, as the reference).
     pub fn predict_x0(&self, x_t: &Tensor, eps: &Tensor, i: usize) -> Result<Tensor> {
-        Ok(((x_t * self.sqrt_recip_alphas_cumprod[i])? - (eps * self.sqrt_recipm1_alphas_cumprod[i])?)?)
+        Ok(((x_t * self.sqrt_recip_alphas_cumprod[i])?
+            - (eps * self.sqrt_recipm1_alphas_cumprod[i])?)?)
     }
 
     /// The ancestral step x_{t-1} = mean + sigma_t z; no noise at index 0.
@@ -212,14 +253,22 @@ impl GaussianDiffusion {
     }
 
     /// DDIM step (eta = 0 deterministic; eta > 0 adds noise z).
-    pub fn ddim_step(&self, pred: &StepPrediction, x_t: &Tensor, eta: f64, z: &Tensor) -> Result<Tensor> {
+    pub fn ddim_step(
+        &self,
+        pred: &StepPrediction,
+        x_t: &Tensor,
+        eta: f64,
+        z: &Tensor,
+    ) -> Result<Tensor> {
         let i = pred.index;
         let (abar, abar_prev) = (self.alphas_cumprod[i], self.alphas_cumprod_prev[i]);
         // eps re-derived from x0_hat so that a caller's change to x0_hat carries through.
         let eps = ((x_t * self.sqrt_recip_alphas_cumprod[i])? - &pred.x0_hat)?
             .affine(1.0 / self.sqrt_recipm1_alphas_cumprod[i], 0.0)?;
-        let sigma = eta * ((1.0 - abar_prev) / (1.0 - abar)).sqrt() * (1.0 - abar / abar_prev).sqrt();
-        let mean = ((&pred.x0_hat * abar_prev.sqrt())? + (eps * (1.0 - abar_prev - sigma * sigma).max(0.0).sqrt())?)?;
+        let sigma =
+            eta * ((1.0 - abar_prev) / (1.0 - abar)).sqrt() * (1.0 - abar / abar_prev).sqrt();
+        let mean = ((&pred.x0_hat * abar_prev.sqrt())?
+            + (eps * (1.0 - abar_prev - sigma * sigma).max(0.0).sqrt())?)?;
         if i == 0 || sigma == 0.0 {
             return Ok(mean);
         }
@@ -229,12 +278,21 @@ impl GaussianDiffusion {
     /// q(x_t | x0) at respaced index i: sqrt(abar) x0 + sqrt(1 - abar) noise, per-row indices.
     pub fn q_sample(&self, x0: &Tensor, indices: &[usize], noise: &Tensor) -> Result<Tensor> {
         let a = self.per_row(indices, |i| self.alphas_cumprod[i].sqrt(), x0.device())?;
-        let b = self.per_row(indices, |i| (1.0 - self.alphas_cumprod[i]).sqrt(), x0.device())?;
+        let b = self.per_row(
+            indices,
+            |i| (1.0 - self.alphas_cumprod[i]).sqrt(),
+            x0.device(),
+        )?;
         Ok((x0.broadcast_mul(&a)? + noise.broadcast_mul(&b)?)?)
     }
 
     /// (N, 1, 1, 1) f32 tensor of f(index) per row.
-    fn per_row(&self, indices: &[usize], f: impl Fn(usize) -> f64, device: &Device) -> Result<Tensor> {
+    fn per_row(
+        &self,
+        indices: &[usize],
+        f: impl Fn(usize) -> f64,
+        device: &Device,
+    ) -> Result<Tensor> {
         let v: Vec<f32> = indices.iter().map(|&i| f(i) as f32).collect();
         Ok(Tensor::from_vec(v, (indices.len(), 1, 1, 1), device)?)
     }
@@ -264,24 +322,31 @@ impl GaussianDiffusion {
         let true_mean = (x0.broadcast_mul(&coef1)? + x_t.broadcast_mul(&coef2)?)?;
         let true_log_var = row(&|i| self.posterior_log_variance_clipped[i])?;
         let x0_hat = (x_t.broadcast_mul(&row(&|i| self.sqrt_recip_alphas_cumprod[i])?)?
-            - eps.detach().broadcast_mul(&row(&|i| self.sqrt_recipm1_alphas_cumprod[i])?)?)?;
+            - eps
+                .detach()
+                .broadcast_mul(&row(&|i| self.sqrt_recipm1_alphas_cumprod[i])?)?)?;
         let model_mean = (x0_hat.broadcast_mul(&coef1)? + x_t.broadcast_mul(&coef2)?)?;
         let min_log = row(&|i| self.posterior_log_variance_clipped[i])?;
         let max_log = row(&|i| self.betas[i].ln())?;
         let frac = ((v + 1.0)? / 2.0)?;
-        let model_log_var = (frac.broadcast_mul(&max_log)? + (1.0 - frac)?.broadcast_mul(&min_log)?)?;
+        let model_log_var =
+            (frac.broadcast_mul(&max_log)? + (1.0 - frac)?.broadcast_mul(&min_log)?)?;
 
         // KL(N(true_mean, e^true_lv) || N(model_mean, e^model_lv)), in bits.
         let kl = ((model_log_var.broadcast_sub(&true_log_var)?
             + true_log_var.broadcast_sub(&model_log_var)?.exp()?
-            + (true_mean - &model_mean)?.sqr()?.mul(&model_log_var.neg()?.exp()?)?)?
+            + (true_mean - &model_mean)?
+                .sqr()?
+                .mul(&model_log_var.neg()?.exp()?)?)?
             - 1.0)?
             * 0.5;
         let kl = (kl? / std::f64::consts::LN_2)?.flatten_from(1)?.mean(1)?; // (N,)
-        let nll = (discretized_gaussian_log_likelihood(x0, &model_mean, &(&model_log_var * 0.5)?)?.neg()?
-            / std::f64::consts::LN_2)?
-            .flatten_from(1)?
-            .mean(1)?; // (N,)
+        let nll =
+            (discretized_gaussian_log_likelihood(x0, &model_mean, &(&model_log_var * 0.5)?)?
+                .neg()?
+                / std::f64::consts::LN_2)?
+                .flatten_from(1)?
+                .mean(1)?; // (N,)
         let at_zero: Vec<u8> = indices.iter().map(|&i| u8::from(i == 0)).collect();
         let at_zero = Tensor::from_vec(at_zero, indices.len(), device)?;
         let vb = at_zero.where_cond(&nll, &kl)?;
@@ -291,7 +356,11 @@ impl GaussianDiffusion {
 }
 
 /// Log-likelihood of x (data in [-1, 1], 8-bit bins of width 2/255) under a discretised Gaussian.
-fn discretized_gaussian_log_likelihood(x: &Tensor, means: &Tensor, log_scales: &Tensor) -> Result<Tensor> {
+fn discretized_gaussian_log_likelihood(
+    x: &Tensor,
+    means: &Tensor,
+    log_scales: &Tensor,
+) -> Result<Tensor> {
     const BIN_HALF_WIDTH: f64 = 1.0 / 255.0;
     const MIN_PROB: f64 = 1e-12;
     let centered = (x - means)?;
@@ -303,7 +372,10 @@ fn discretized_gaussian_log_likelihood(x: &Tensor, means: &Tensor, log_scales: &
     let log_cdf_delta = (cdf_plus - cdf_min)?.clamp(MIN_PROB, f64::MAX)?.log()?;
     let low = x.lt(-0.999)?;
     let high = x.gt(0.999)?;
-    Ok(low.where_cond(&log_cdf_plus, &high.where_cond(&log_one_minus_cdf_min, &log_cdf_delta)?)?)
+    Ok(low.where_cond(
+        &log_cdf_plus,
+        &high.where_cond(&log_one_minus_cdf_min, &log_cdf_delta)?,
+    )?)
 }
 
 /// 0.5 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
@@ -341,8 +413,12 @@ impl StepPrediction {
 /// Standard-normal noise of `shape` from a seeded generator, identical on every device.
 pub fn randn(rng: &mut impl rand::Rng, shape: &[usize], device: &Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal)).collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_device(device)?.to_dtype(DType::F32)?)
+    let v: Vec<f32> = (0..n)
+        .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+        .collect();
+    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?
+        .to_device(device)?
+        .to_dtype(DType::F32)?)
 }
 
 #[cfg(test)]
@@ -352,9 +428,9 @@ mod tests {
     #[test]
     fn fifty_step_respacing_matches_the_reference_list() {
         let expected = [
-            0, 20, 41, 61, 82, 102, 122, 143, 163, 183, 204, 224, 245, 265, 285, 306, 326, 347, 367, 387, 408, 428,
-            449, 469, 489, 510, 530, 550, 571, 591, 612, 632, 652, 673, 693, 714, 734, 754, 775, 795, 816, 836, 856,
-            877, 897, 917, 938, 958, 979, 999,
+            0, 20, 41, 61, 82, 102, 122, 143, 163, 183, 204, 224, 245, 265, 285, 306, 326, 347,
+            367, 387, 408, 428, 449, 469, 489, 510, 530, 550, 571, 591, 612, 632, 652, 673, 693,
+            714, 734, 754, 775, 795, 816, 836, 856, 877, 897, 917, 938, 958, 979, 999,
         ];
         assert_eq!(space_timesteps(1000, "50").unwrap(), expected);
         let d = GaussianDiffusion::new("50").unwrap();
@@ -378,7 +454,10 @@ mod tests {
     fn posterior_log_variance_is_clipped_at_zero() {
         let d = GaussianDiffusion::new("").unwrap();
         assert_eq!(d.posterior_variance[0], 0.0);
-        assert_eq!(d.posterior_log_variance_clipped[0], d.posterior_variance[1].ln());
+        assert_eq!(
+            d.posterior_log_variance_clipped[0],
+            d.posterior_variance[1].ln()
+        );
         assert!((d.betas[999] - 0.02).abs() < 1e-15 && (d.betas[0] - 1e-4).abs() < 1e-15);
     }
 
@@ -387,7 +466,12 @@ mod tests {
     }
 
     fn value(t: &Tensor) -> f32 {
-        t.flatten_all().unwrap().get(0).unwrap().to_scalar::<f32>().unwrap()
+        t.flatten_all()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -396,11 +480,17 @@ mod tests {
         let (x_t, eps, i) = (0.7f32, -0.4f32, 30);
         let out = Tensor::cat(&[scalar_tensor(eps, 1), scalar_tensor(0.0, 1)], 1).unwrap();
         let pred = d.predict(&out, &scalar_tensor(x_t, 1), i).unwrap();
-        let next = d.ddim_step(&pred, &scalar_tensor(x_t, 1), 0.0, &scalar_tensor(5.0, 1)).unwrap();
+        let next = d
+            .ddim_step(&pred, &scalar_tensor(x_t, 1), 0.0, &scalar_tensor(5.0, 1))
+            .unwrap();
         let (abar, prev) = (d.alphas_cumprod[i], d.alphas_cumprod_prev[i]);
         let x0 = (x_t as f64 - (1.0 - abar).sqrt() * eps as f64) / abar.sqrt();
         let expected = prev.sqrt() * x0 + (1.0 - prev).sqrt() * eps as f64;
-        assert!((value(&next) as f64 - expected).abs() < 1e-4, "{} vs {expected}", value(&next));
+        assert!(
+            (value(&next) as f64 - expected).abs() < 1e-4,
+            "{} vs {expected}",
+            value(&next)
+        );
     }
 
     #[test]

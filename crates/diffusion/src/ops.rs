@@ -64,7 +64,8 @@ fn fast_exp(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     p * scale
 }
@@ -138,7 +139,10 @@ impl CustomOp1 for GeluTanh {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluTanhBackward)?))
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &GeluTanhBackward,
+        )?))
     }
 }
 
@@ -149,7 +153,13 @@ impl CustomOp2 for GeluTanhBackward {
         "gelu-tanh-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, self.name())?;
         let g = f32_slice(s2, l2, self.name())?;
         let mut dx = vec![0f32; x.len()];
@@ -177,7 +187,11 @@ fn layer_norm_rows_kernel(x: &[f32], y: &mut [f32], dim: usize, eps: f32) {
 /// dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), per row.
 #[inline(always)]
 fn layer_norm_bwd_rows_kernel(x: &[f32], g: &[f32], dx: &mut [f32], dim: usize, eps: f32) {
-    for ((x, g), dx) in x.chunks_exact(dim).zip(g.chunks_exact(dim)).zip(dx.chunks_exact_mut(dim)) {
+    for ((x, g), dx) in x
+        .chunks_exact(dim)
+        .zip(g.chunks_exact(dim))
+        .zip(dx.chunks_exact_mut(dim))
+    {
         let mean = x.iter().sum::<f32>() / dim as f32;
         let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;
         let inv = 1.0 / (var + eps).sqrt();
@@ -236,7 +250,13 @@ impl CustomOp2 for LayerNormNoAffineBackward {
         "layer-norm-no-affine-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, self.name())?;
         let g = f32_slice(s2, l2, self.name())?;
         let dim = l1.shape().dims().last().copied().unwrap_or(1);
@@ -268,7 +288,11 @@ fn softmax_rows_kernel(x: &[f32], y: &mut [f32], dim: usize) {
 /// dx = y * (g - sum(g * y)), per row.
 #[inline(always)]
 fn softmax_bwd_rows_kernel(y: &[f32], g: &[f32], dx: &mut [f32], dim: usize) {
-    for ((y, g), dx) in y.chunks_exact(dim).zip(g.chunks_exact(dim)).zip(dx.chunks_exact_mut(dim)) {
+    for ((y, g), dx) in y
+        .chunks_exact(dim)
+        .zip(g.chunks_exact(dim))
+        .zip(dx.chunks_exact_mut(dim))
+    {
         let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
         for ((dx, y), g) in dx.iter_mut().zip(y).zip(g) {
             *dx = y * (g - dot);
@@ -297,7 +321,10 @@ impl CustomOp1 for SoftmaxLastDim {
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(&grad_res.contiguous()?, &SoftmaxBackward)?))
+        Ok(Some(res.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &SoftmaxBackward,
+        )?))
     }
 }
 
@@ -308,7 +335,13 @@ impl CustomOp2 for SoftmaxBackward {
         "softmax-last-dim-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let y = f32_slice(s1, l1, self.name())?;
         let g = f32_slice(s2, l2, self.name())?;
         let dim = l1.shape().dims().last().copied().unwrap_or(1);
@@ -327,25 +360,51 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     fn input() -> Tensor {
         // Values over [-12, 12] reach both saturated ends of tanh.
-        let v: Vec<f32> = (0..3 * 257).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 24.0 - 12.0).collect();
+        let v: Vec<f32> = (0..3 * 257)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 24.0 - 12.0)
+            .collect();
         Tensor::from_vec(v, (3, 257), &Device::Cpu).unwrap()
     }
 
     /// Composed candle ops are the reference for each fused op, forward and backward.
-    fn check(fused: impl Fn(&Tensor) -> Result<Tensor>, composed: impl Fn(&Tensor) -> Result<Tensor>, tol: f32) {
+    fn check(
+        fused: impl Fn(&Tensor) -> Result<Tensor>,
+        composed: impl Fn(&Tensor) -> Result<Tensor>,
+        tol: f32,
+    ) {
         let x = Var::from_tensor(&input()).unwrap();
         let w = Tensor::randn(0f32, 1., (3, 257), &Device::Cpu).unwrap();
-        let (a, b) = (fused(x.as_tensor()).unwrap(), composed(x.as_tensor()).unwrap());
-        assert!(max_abs_diff(&a, &b) < tol, "forward {}", max_abs_diff(&a, &b));
+        let (a, b) = (
+            fused(x.as_tensor()).unwrap(),
+            composed(x.as_tensor()).unwrap(),
+        );
+        assert!(
+            max_abs_diff(&a, &b) < tol,
+            "forward {}",
+            max_abs_diff(&a, &b)
+        );
         let ga = (a * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let gb = (b * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let (ga, gb) = (ga.get(&x).unwrap(), gb.get(&x).unwrap());
-        assert!(max_abs_diff(ga, gb) < tol, "backward {}", max_abs_diff(ga, gb));
+        assert!(
+            max_abs_diff(ga, gb) < tol,
+            "backward {}",
+            max_abs_diff(ga, gb)
+        );
     }
 
     #[test]

@@ -105,13 +105,20 @@ impl Trainer {
                     continue;
                 }
                 let init = initial_values(&config.model, &name, &shape, &mut rng);
-                let t = Tensor::from_vec(init, shape.as_slice(), &Device::Cpu)?.to_device(device)?;
+                let t =
+                    Tensor::from_vec(init, shape.as_slice(), &Device::Cpu)?.to_device(device)?;
                 data.insert(name, Var::from_tensor(&t)?);
             }
         }
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let dit = Dit::init(&config.model, vb)?;
-        let mut vars: Vec<(String, Var)> = varmap.data().lock().expect("varmap lock").clone().into_iter().collect();
+        let mut vars: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .clone()
+            .into_iter()
+            .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         // `copy` records a Copy op from the Var: detach, or every EMA update would chain onto
         // the previous one and keep all of them alive (3 model copies per step, measured).
@@ -120,8 +127,14 @@ impl Trainer {
             .map(|(_, v)| v.as_tensor().copy().map(|t| t.detach()))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let zeros = |v: &Var| v.as_tensor().zeros_like();
-        let adam_m = vars.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<Vec<_>>>()?;
-        let adam_v = vars.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<Vec<_>>>()?;
+        let adam_m = vars
+            .iter()
+            .map(|(_, v)| zeros(v))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let adam_v = vars
+            .iter()
+            .map(|(_, v)| zeros(v))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Trainer {
             config,
             dit,
@@ -139,28 +152,47 @@ impl Trainer {
 
     /// Reopens a run directory written by `save`; the settings come from the directory, except
     /// `steps` (the new total) and `checkpoint_every`.
-    pub fn resume(dir: &Path, steps: usize, checkpoint_every: usize, device: &Device) -> Result<Self> {
+    pub fn resume(
+        dir: &Path,
+        steps: usize,
+        checkpoint_every: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let state_json = dir.join(STATE_CONFIG_FILE);
-        let text = std::fs::read_to_string(&state_json).map_err(|e| DiffusionError::io(&state_json, e))?;
+        let text =
+            std::fs::read_to_string(&state_json).map_err(|e| DiffusionError::io(&state_json, e))?;
         let state: TrainState =
-            serde_json::from_str(&text).map_err(|source| DiffusionError::Json { path: state_json.clone(), source })?;
+            serde_json::from_str(&text).map_err(|source| DiffusionError::Json {
+                path: state_json.clone(),
+                source,
+            })?;
         let mut config = state.config;
         config.steps = steps;
         config.checkpoint_every = checkpoint_every;
         let mut trainer = Trainer::new(config, device)?;
         let path = dir.join(STATE_FILE);
-        let tensors = candle_core::safetensors::load(&path, device)
-            .map_err(|source| DiffusionError::Candle { context: path.display().to_string(), source })?;
+        let tensors = candle_core::safetensors::load(&path, device).map_err(|source| {
+            DiffusionError::Candle {
+                context: path.display().to_string(),
+                source,
+            }
+        })?;
         let get = |prefix: &str, name: &str, like: &Tensor| -> Result<Tensor> {
             let key = format!("{prefix}{name}");
-            let t = tensors.get(&key).ok_or_else(|| DiffusionError::CheckpointMismatch {
-                path: path.clone(),
-                problems: format!("missing key {key}"),
-            })?;
+            let t = tensors
+                .get(&key)
+                .ok_or_else(|| DiffusionError::CheckpointMismatch {
+                    path: path.clone(),
+                    problems: format!("missing key {key}"),
+                })?;
             if t.dims() != like.dims() {
                 return Err(DiffusionError::CheckpointMismatch {
                     path: path.clone(),
-                    problems: format!("{key}: expected shape {:?}, found {:?}", like.dims(), t.dims()),
+                    problems: format!(
+                        "{key}: expected shape {:?}, found {:?}",
+                        like.dims(),
+                        t.dims()
+                    ),
                 });
             }
             Ok(t.clone())
@@ -178,7 +210,12 @@ impl Trainer {
 
     /// Runs steps until `config.steps`, checkpointing into `dir` every `checkpoint_every`
     /// steps and at the end. `on_step` sees every step.
-    pub fn train(&mut self, data: &ImageSet, dir: &Path, mut on_step: impl FnMut(&StepReport)) -> Result<()> {
+    pub fn train(
+        &mut self,
+        data: &ImageSet,
+        dir: &Path,
+        mut on_step: impl FnMut(&StepReport),
+    ) -> Result<()> {
         let cfg = self.config.clone();
         if data.shape.channels != cfg.model.in_channels
             || data.shape.height != cfg.model.input_size
@@ -186,13 +223,20 @@ impl Trainer {
         {
             return Err(DiffusionError::InputShape {
                 found: vec![data.shape.channels, data.shape.height, data.shape.width],
-                expected: format!("images {}x{}x{} for {}", cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size, cfg.model.preset),
+                expected: format!(
+                    "images {}x{}x{} for {}",
+                    cfg.model.in_channels,
+                    cfg.model.input_size,
+                    cfg.model.input_size,
+                    cfg.model.preset
+                ),
             });
         }
         while self.step < cfg.steps {
             let started = std::time::Instant::now();
             let losses = self.train_step(data)?;
-            let checkpointed = self.step % cfg.checkpoint_every.max(1) == 0 || self.step == cfg.steps;
+            let checkpointed =
+                self.step % cfg.checkpoint_every.max(1) == 0 || self.step == cfg.steps;
             if checkpointed {
                 self.save(dir)?;
             }
@@ -220,7 +264,8 @@ impl Trainer {
                 let g = self.step * cfg.batch_size + k;
                 let (epoch, pos) = (g / data.len(), g % data.len());
                 if self.epoch_order.as_ref().map(|(e, _)| *e) != Some(epoch) {
-                    self.epoch_order = Some((epoch, epoch_permutation(cfg.seed, epoch, data.len())));
+                    self.epoch_order =
+                        Some((epoch, epoch_permutation(cfg.seed, epoch, data.len())));
                 }
                 self.epoch_order.as_ref().expect("set above").1[pos]
             })
@@ -228,14 +273,28 @@ impl Trainer {
         let x0 = self.batch(data, &indices, &mut rng)?; // (B, C, H, W)
         let labels: Vec<usize> = indices
             .iter()
-            .map(|&i| if rng.gen::<f64>() < cfg.class_dropout_prob { cfg.model.null_class() } else { data.labels[i] })
+            .map(|&i| {
+                if rng.gen::<f64>() < cfg.class_dropout_prob {
+                    cfg.model.null_class()
+                } else {
+                    data.labels[i]
+                }
+            })
             .collect();
-        let t_idx: Vec<usize> = (0..cfg.batch_size).map(|_| rng.gen_range(0..self.diffusion.num_steps())).collect();
+        let t_idx: Vec<usize> = (0..cfg.batch_size)
+            .map(|_| rng.gen_range(0..self.diffusion.num_steps()))
+            .collect();
         let noise = randn(&mut rng, x0.dims(), &self.device)?;
         let x_t = self.diffusion.q_sample(&x0, &t_idx, &noise)?;
-        let t = Tensor::from_vec(t_idx.iter().map(|&i| i as f32).collect::<Vec<_>>(), cfg.batch_size, &self.device)?;
+        let t = Tensor::from_vec(
+            t_idx.iter().map(|&i| i as f32).collect::<Vec<_>>(),
+            cfg.batch_size,
+            &self.device,
+        )?;
         let model_out = self.dit.forward(&x_t, &t, &labels)?; // (B, 2C, H, W)
-        let (loss, mse, vb) = self.diffusion.training_losses(&model_out, &x0, &x_t, &noise, &t_idx)?;
+        let (loss, mse, vb) = self
+            .diffusion
+            .training_losses(&model_out, &x0, &x_t, &noise, &t_idx)?;
         let loss = loss.mean_all()?;
         let grads = loss.backward()?;
         self.step += 1;
@@ -263,7 +322,11 @@ impl Trainer {
                 }
             }
         }
-        Ok(Tensor::from_vec(v, (indices.len(), s.channels, s.height, s.width), &self.device)?)
+        Ok(Tensor::from_vec(
+            v,
+            (indices.len(), s.channels, s.height, s.width),
+            &self.device,
+        )?)
     }
 
     /// AdamW (decoupled weight decay); the moments hold detached values only.
@@ -273,7 +336,9 @@ impl Trainer {
         let (bc1, bc2) = (1.0 - ADAM_BETA1.powi(t), 1.0 - ADAM_BETA2.powi(t));
         for k in 0..self.vars.len() {
             let (_, var) = &self.vars[k];
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let g = g.detach();
             let m = ((&self.adam_m[k] * ADAM_BETA1)? + (&g * (1.0 - ADAM_BETA1))?)?;
             let v = ((&self.adam_v[k] * ADAM_BETA2)? + (g.sqr()? * (1.0 - ADAM_BETA2))?)?;
@@ -291,15 +356,20 @@ impl Trainer {
         let s = self.step as f64;
         let decay = self.config.ema_decay.min((1.0 + s) / (10.0 + s));
         for (k, (_, var)) in self.vars.iter().enumerate() {
-            self.ema[k] = ((&self.ema[k] * decay)? + (var.as_tensor().detach() * (1.0 - decay))?)?.detach();
+            self.ema[k] =
+                ((&self.ema[k] * decay)? + (var.as_tensor().detach() * (1.0 - decay))?)?.detach();
         }
         Ok(())
     }
 
     /// The EMA weights as a state dict under the official key names (with `pos_embed`).
     pub fn ema_state_dict(&self) -> Result<HashMap<String, Tensor>> {
-        let mut out: HashMap<String, Tensor> =
-            self.vars.iter().zip(&self.ema).map(|((name, _), t)| (name.clone(), t.clone())).collect();
+        let mut out: HashMap<String, Tensor> = self
+            .vars
+            .iter()
+            .zip(&self.ema)
+            .map(|((name, _), t)| (name.clone(), t.clone()))
+            .collect();
         out.insert("pos_embed".into(), self.dit.pos_embed.clone());
         Ok(out)
     }
@@ -317,13 +387,22 @@ impl Trainer {
             state.insert(format!("adam_v.{name}"), self.adam_v[k].clone());
         }
         save_safetensors(&state, &dir.join(STATE_FILE))?;
-        write_json(&dir.join(STATE_CONFIG_FILE), &TrainState { config: self.config.clone(), step: self.step })
+        write_json(
+            &dir.join(STATE_CONFIG_FILE),
+            &TrainState {
+                config: self.config.clone(),
+                step: self.step,
+            },
+        )
     }
 
     /// Number of trained parameters.
     pub fn num_parameters(&self) -> usize {
         let _ = &self.varmap;
-        self.vars.iter().map(|(_, v)| v.as_tensor().elem_count()).sum()
+        self.vars
+            .iter()
+            .map(|(_, v)| v.as_tensor().elem_count())
+            .sum()
     }
 }
 
@@ -333,7 +412,9 @@ impl Trainer {
 fn initial_values(cfg: &DitConfig, name: &str, shape: &[usize], rng: &mut impl Rng) -> Vec<f32> {
     const EMBEDDING_STD: f64 = 0.02;
     let n: usize = shape.iter().product();
-    let zero = name.ends_with(".bias") || name.contains("adaLN_modulation") || name.starts_with("final_layer.linear");
+    let zero = name.ends_with(".bias")
+        || name.contains("adaLN_modulation")
+        || name.starts_with("final_layer.linear");
     if zero {
         return vec![0.0; n];
     }
@@ -343,12 +424,17 @@ fn initial_values(cfg: &DitConfig, name: &str, shape: &[usize], rng: &mut impl R
             .collect();
     }
     let (fan_out, fan_in) = if name == "x_embedder.proj.weight" {
-        (cfg.hidden_size, cfg.in_channels * cfg.patch_size * cfg.patch_size)
+        (
+            cfg.hidden_size,
+            cfg.in_channels * cfg.patch_size * cfg.patch_size,
+        )
     } else {
         (shape[0], shape[1])
     };
     let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    (0..n).map(|_| rng.gen_range(-bound..bound) as f32).collect()
+    (0..n)
+        .map(|_| rng.gen_range(-bound..bound) as f32)
+        .collect()
 }
 
 /// The order of the dataset in `epoch`: a permutation drawn from (seed, epoch).
@@ -367,12 +453,17 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Saves tensors as safetensors, atomically.
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
     let tmp = temp_path(path);
-    candle_core::safetensors::save(tensors, &tmp)
-        .map_err(|source| DiffusionError::Candle { context: tmp.display().to_string(), source })?;
+    candle_core::safetensors::save(tensors, &tmp).map_err(|source| DiffusionError::Candle {
+        context: tmp.display().to_string(),
+        source,
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| DiffusionError::io(path, e))
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|source| DiffusionError::Json { path: path.into(), source })?;
+    let text = serde_json::to_string_pretty(value).map_err(|source| DiffusionError::Json {
+        path: path.into(),
+        source,
+    })?;
     Ok(dmgd_data::atomic::write_file(path, text.as_bytes())?)
 }

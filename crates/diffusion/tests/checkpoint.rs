@@ -8,15 +8,22 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
 fn a_pickle_that_calls_os_system_is_refused_naming_the_global() {
     let marker = std::path::Path::new("/tmp/dmgd-evil-ran");
     let _ = std::fs::remove_file(marker);
-    let err = read_tensors(&fixture("evil.pt"), &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("posix.system") && err.contains("evil.pt"), "{err}");
+    let err = read_tensors(&fixture("evil.pt"), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("posix.system") && err.contains("evil.pt"),
+        "{err}"
+    );
     assert!(!marker.exists(), "the payload ran");
 }
 
@@ -26,7 +33,14 @@ fn pt_and_safetensors_give_the_same_tensors() {
     let st = read_tensors(&fixture("dit_tiny.safetensors"), &Device::Cpu).unwrap();
     assert_eq!(pt.len(), st.len());
     for (k, v) in &st {
-        let diff = (v - &pt[k]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let diff = (v - &pt[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap();
         assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{k}");
     }
     let cfg = infer_config(&pt, &fixture("dit_tiny.pt"), Some(4)).unwrap();
@@ -40,13 +54,28 @@ fn missing_unexpected_and_misshaped_keys_are_all_named() {
     let mut tensors: HashMap<String, Tensor> = read_tensors(&path, &Device::Cpu).unwrap();
     let cfg = infer_config(&tensors, &path, Some(4)).unwrap();
     tensors.remove("blocks.1.mlp.fc2.bias");
-    tensors.insert("blocks.0.attn.proj.weight".into(), Tensor::zeros((64, 63), candle_core::DType::F32, &Device::Cpu).unwrap());
-    tensors.insert("extra.weight".into(), Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap());
+    tensors.insert(
+        "blocks.0.attn.proj.weight".into(),
+        Tensor::zeros((64, 63), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    tensors.insert(
+        "extra.weight".into(),
+        Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
     let err = check_keys(&cfg, &tensors, &path).unwrap_err().to_string();
-    assert!(err.contains("missing key blocks.1.mlp.fc2.bias (expected shape [64])"), "{err}");
-    assert!(err.contains("blocks.0.attn.proj.weight: expected shape [64, 64], found [64, 63]"), "{err}");
+    assert!(
+        err.contains("missing key blocks.1.mlp.fc2.bias (expected shape [64])"),
+        "{err}"
+    );
+    assert!(
+        err.contains("blocks.0.attn.proj.weight: expected shape [64, 64], found [64, 63]"),
+        "{err}"
+    );
     assert!(err.contains("unexpected key extra.weight"), "{err}");
-    assert!(err.contains("dit_tiny.safetensors") && err.contains("3 problem(s)"), "{err}");
+    assert!(
+        err.contains("dit_tiny.safetensors") && err.contains("3 problem(s)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -56,7 +85,12 @@ fn an_official_layout_infers_its_preset() {
     let tensors: HashMap<String, Tensor> = cfg
         .expected_shapes()
         .into_iter()
-        .map(|(k, s)| (k, Tensor::zeros(s, candle_core::DType::F32, &Device::Cpu).unwrap()))
+        .map(|(k, s)| {
+            (
+                k,
+                Tensor::zeros(s, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            )
+        })
         .collect();
     let inferred = infer_config(&tensors, std::path::Path::new("official.pt"), None).unwrap();
     assert_eq!(inferred, cfg);

@@ -5,13 +5,17 @@
 
 use candle_core::{DType, Device, Tensor};
 use dmgd_diffusion::checkpoint::{infer_config, load_dit, read_tensors};
-use dmgd_diffusion::dit::{pos_embed_2d, Dit, timestep_frequency_embedding, Cfg, CfgChannels, FREQUENCY_EMBEDDING_SIZE};
+use dmgd_diffusion::dit::{
+    pos_embed_2d, timestep_frequency_embedding, Cfg, CfgChannels, Dit, FREQUENCY_EMBEDDING_SIZE,
+};
 use dmgd_diffusion::gaussian::GaussianDiffusion;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn io() -> HashMap<String, Tensor> {
@@ -22,7 +26,16 @@ fn max_abs_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
     let a = a.to_dtype(DType::F32).unwrap();
     let b = b.to_dtype(DType::F32).unwrap();
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 /// The tiny oracle model: width 64 is no preset, so the heads (4) are given.
@@ -34,15 +47,33 @@ fn tiny_dit() -> Dit {
 }
 
 fn labels(t: &Tensor) -> Vec<usize> {
-    t.to_vec1::<i64>().unwrap().into_iter().map(|v| v as usize).collect()
+    t.to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|v| v as usize)
+        .collect()
 }
 
 #[test]
 fn forward_matches_the_oracle() {
     let io = io();
     let dit = tiny_dit();
-    assert_eq!((dit.config.hidden_size, dit.config.depth, dit.config.patch_size), (64, 2, 2));
-    assert_eq!((dit.config.input_size, dit.config.in_channels, dit.config.num_classes), (8, 4, 5));
+    assert_eq!(
+        (
+            dit.config.hidden_size,
+            dit.config.depth,
+            dit.config.patch_size
+        ),
+        (64, 2, 2)
+    );
+    assert_eq!(
+        (
+            dit.config.input_size,
+            dit.config.in_channels,
+            dit.config.num_classes
+        ),
+        (8, 4, 5)
+    );
     let out = dit.forward(&io["x"], &io["t"], &labels(&io["y"])).unwrap();
     let err = max_abs_err(&out, &io["out"]);
     assert!(err <= 1e-4, "forward max abs err {err}");
@@ -50,8 +81,13 @@ fn forward_matches_the_oracle() {
 
 #[test]
 fn a_config_without_a_preset_asks_for_the_heads() {
-    let err = load_dit(&fixture("dit_tiny.safetensors"), None, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("dit_tiny.safetensors") && err.contains("heads"), "{err}");
+    let err = load_dit(&fixture("dit_tiny.safetensors"), None, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dit_tiny.safetensors") && err.contains("heads"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,7 +109,10 @@ fn respaced_schedule_matches_the_oracle() {
     let log_var = io["log_var_clipped50"].to_vec1::<f64>().unwrap();
     for i in 0..50 {
         assert!((d.betas[i] - betas[i]).abs() < 1e-12, "beta {i}");
-        assert!((d.posterior_log_variance_clipped[i] - log_var[i]).abs() < 1e-9, "log var {i}");
+        assert!(
+            (d.posterior_log_variance_clipped[i] - log_var[i]).abs() < 1e-9,
+            "log var {i}"
+        );
     }
 }
 
@@ -84,15 +123,24 @@ fn cfg_and_one_ddpm_step_match_the_oracle() {
     let y = labels(&io["cfg_y"]);
     let y_emb = dit.cfg_label_embedding(&y[..2]).unwrap();
     let t = Tensor::full(700f32, 2, &Device::Cpu).unwrap();
-    let cfg = Cfg { scale: 4.0, channels: CfgChannels::FirstThree };
-    let out = dit.forward_with_cfg(&io["cfg_x"], &t, &y_emb, &cfg).unwrap();
+    let cfg = Cfg {
+        scale: 4.0,
+        channels: CfgChannels::FirstThree,
+    };
+    let out = dit
+        .forward_with_cfg(&io["cfg_x"], &t, &y_emb, &cfg)
+        .unwrap();
     let err = max_abs_err(&out, &io["cfg_out"]);
     assert!(err <= 1e-4, "cfg output err {err}");
 
     let d = GaussianDiffusion::new("50").unwrap();
     let pred = d.predict(&io["cfg_out"], &io["cfg_x"], 30).unwrap();
     assert_eq!(pred.timestep, 612);
-    for (name, ours) in [("step_x0", &pred.x0_hat), ("step_mean", &pred.mean), ("step_log_var", &pred.log_variance)] {
+    for (name, ours) in [
+        ("step_x0", &pred.x0_hat),
+        ("step_mean", &pred.mean),
+        ("step_log_var", &pred.log_variance),
+    ] {
         let err = max_abs_err(ours, &io[name]);
         assert!(err <= 1e-4, "{name} err {err}");
     }
@@ -108,7 +156,10 @@ fn fifty_step_cfg_sample_matches_the_oracle() {
     let d = GaussianDiffusion::new("50").unwrap();
     let y = labels(&io["sample_y"]);
     let y_emb = dit.cfg_label_embedding(&y).unwrap();
-    let cfg = Cfg { scale: 4.0, channels: CfgChannels::FirstThree };
+    let cfg = Cfg {
+        scale: 4.0,
+        channels: CfgChannels::FirstThree,
+    };
     let noise = &io["sample_noise"]; // (50, N, C, H, W), in loop order (index 49 first)
     let mut x = io["sample_xT"].clone();
     for (k, i) in (0..d.num_steps()).rev().enumerate() {
@@ -120,8 +171,19 @@ fn fifty_step_cfg_sample_matches_the_oracle() {
     // 50 steps of f32 arithmetic with guidance scale 4 amplify rounding: compare relative to
     // the sample's magnitude.
     let err = max_abs_err(&x, &io["sample"]);
-    let scale = io["sample"].abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-    assert!(err <= 1e-4 * scale.max(1.0), "50-step sample err {err} (max |x| {scale})");
+    let scale = io["sample"]
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        err <= 1e-4 * scale.max(1.0),
+        "50-step sample err {err} (max |x| {scale})"
+    );
 }
 
 #[test]
@@ -131,10 +193,21 @@ fn hybrid_training_loss_matches_the_oracle() {
     let t: Vec<usize> = labels(&io["loss_t"]);
     let x_t = d.q_sample(&io["loss_x0"], &t, &io["loss_noise"]).unwrap();
     assert!(max_abs_err(&x_t, &io["loss_x_t"]) <= 1e-5);
-    let (loss, mse, vb) = d.training_losses(&io["loss_out"], &io["loss_x0"], &x_t, &io["loss_noise"], &t).unwrap();
+    let (loss, mse, vb) = d
+        .training_losses(&io["loss_out"], &io["loss_x0"], &x_t, &io["loss_noise"], &t)
+        .unwrap();
     for (name, ours) in [("loss", &loss), ("loss_mse", &mse), ("loss_vb", &vb)] {
         let err = max_abs_err(ours, &io[name]);
-        let scale = io[name].abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-        assert!(err <= 1e-4 * scale.max(1.0), "{name}: err {err} (max {scale})");
+        let scale = io[name]
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            err <= 1e-4 * scale.max(1.0),
+            "{name}: err {err} (max {scale})"
+        );
     }
 }

@@ -6,7 +6,11 @@ use dmgd_diffusion::dit::DitConfig;
 use dmgd_diffusion::train::{TrainConfig, Trainer};
 
 fn tiny_data() -> ImageSet {
-    let shape = ImageShape { channels: 1, height: 8, width: 8 };
+    let shape = ImageShape {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
     let n = 12;
     ImageSet {
         shape,
@@ -48,7 +52,17 @@ fn ema_sum(t: &Trainer) -> Vec<(String, f32)> {
         .ema_state_dict()
         .unwrap()
         .into_iter()
-        .map(|(k, x)| (k, x.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()))
+        .map(|(k, x)| {
+            (
+                k,
+                x.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+            )
+        })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
@@ -60,7 +74,9 @@ fn resuming_equals_training_straight_through() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut straight = Trainer::new(config(4, &data), &Device::Cpu).unwrap();
     let mut losses = Vec::new();
-    straight.train(&data, a.path(), |r| losses.push(r.loss)).unwrap();
+    straight
+        .train(&data, a.path(), |r| losses.push(r.loss))
+        .unwrap();
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
 
     let mut first = Trainer::new(config(2, &data), &Device::Cpu).unwrap();
@@ -68,7 +84,9 @@ fn resuming_equals_training_straight_through() {
     let mut resumed = Trainer::resume(b.path(), 4, 2, &Device::Cpu).unwrap();
     assert_eq!(resumed.step, 2);
     let mut resumed_losses = Vec::new();
-    resumed.train(&data, b.path(), |r| resumed_losses.push(r.loss)).unwrap();
+    resumed
+        .train(&data, b.path(), |r| resumed_losses.push(r.loss))
+        .unwrap();
     assert_eq!(resumed_losses, losses[2..].to_vec());
     assert_eq!(ema_sum(&straight), ema_sum(&resumed));
 }

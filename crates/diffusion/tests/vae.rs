@@ -7,28 +7,56 @@ use rand::SeedableRng;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn max_abs_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F32).unwrap().to_scalar().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
 }
 
 fn tiny_config() -> VaeConfig {
-    VaeConfig { block_out_channels: vec![32, 32], layers_per_block: 1, latent_channels: 4, norm_num_groups: 32, in_channels: 3 }
+    VaeConfig {
+        block_out_channels: vec![32, 32],
+        layers_per_block: 1,
+        latent_channels: 4,
+        norm_num_groups: 32,
+        in_channels: 3,
+    }
 }
 
 #[test]
 fn both_attention_namings_match_diffusers() {
-    let io = candle_core::safetensors::load(fixture("vae_tiny_io.safetensors"), &Device::Cpu).unwrap();
+    let io =
+        candle_core::safetensors::load(fixture("vae_tiny_io.safetensors"), &Device::Cpu).unwrap();
     for file in ["vae_tiny_new.safetensors", "vae_tiny_old.safetensors"] {
         let vae = SdVae::load(&fixture(file), &tiny_config(), &Device::Cpu).unwrap();
         let (mean, logvar) = vae.moments(&io["x"]).unwrap();
-        let (e1, e2) = (max_abs_err(&mean, &io["mean"]), max_abs_err(&logvar, &io["logvar"]));
-        assert!(e1 <= 1e-4 && e2 <= 1e-4, "{file}: mean err {e1}, logvar err {e2}");
+        let (e1, e2) = (
+            max_abs_err(&mean, &io["mean"]),
+            max_abs_err(&logvar, &io["logvar"]),
+        );
+        assert!(
+            e1 <= 1e-4 && e2 <= 1e-4,
+            "{file}: mean err {e1}, logvar err {e2}"
+        );
         let ae = Autoencoder::SdVae(Box::new(vae));
-        let decoded = ae.decode(&(&io["z"] * SD_VAE_LATENT_SCALE).unwrap()).unwrap();
+        let decoded = ae
+            .decode(&(&io["z"] * SD_VAE_LATENT_SCALE).unwrap())
+            .unwrap();
         let e3 = max_abs_err(&decoded, &io["decoded"]);
         assert!(e3 <= 1e-4, "{file}: decode err {e3}");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

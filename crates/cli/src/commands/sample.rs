@@ -96,19 +96,29 @@ pub fn run(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
 
     // Load model:
-    let weights = if args.model.is_dir() { args.model.join(EMA_FILE) } else { args.model.clone() };
-    let dit = load_dit(&weights, None, &device).with_context(|| format!("loading the DiT {}", weights.display()))?;
+    let weights = if args.model.is_dir() {
+        args.model.join(EMA_FILE)
+    } else {
+        args.model.clone()
+    };
+    let dit = load_dit(&weights, None, &device)
+        .with_context(|| format!("loading the DiT {}", weights.display()))?;
     let mc = dit.config.clone();
     let autoencoder = match &args.vae {
         None => Autoencoder::Pixel,
-        Some(path) => Autoencoder::SdVae(Box::new(SdVae::load(path, &VaeConfig::sd_vae(), &device)?)),
+        Some(path) => {
+            Autoencoder::SdVae(Box::new(SdVae::load(path, &VaeConfig::sd_vae(), &device)?))
+        }
     };
     let image_channels = match &autoencoder {
         Autoencoder::Pixel => mc.in_channels,
         Autoencoder::SdVae(v) => v.config.in_channels,
     };
     if image_channels != 1 && image_channels != 3 {
-        bail!("{} has {image_channels} channels: images need 1 or 3 (latent model without --vae?)", weights.display());
+        bail!(
+            "{} has {image_channels} channels: images need 1 or 3 (latent model without --vae?)",
+            weights.display()
+        );
     }
     let class_names: Vec<String> = match (&args.class_names, mc.num_classes, mc.in_channels) {
         (Some(name), _, _) => dmgd_data::class_list::resolve(name)?,
@@ -116,11 +126,21 @@ pub fn run(args: Args) -> Result<()> {
         (None, n, _) => (0..n).map(|k| format!("class-{k:04}")).collect(),
     };
     if class_names.len() != mc.num_classes {
-        bail!("{} class names for a model with {} classes", class_names.len(), mc.num_classes);
+        bail!(
+            "{} class names for a model with {} classes",
+            class_names.len(),
+            mc.num_classes
+        );
     }
-    let labels = args.labels.clone().unwrap_or_else(|| (0..mc.num_classes).collect());
+    let labels = args
+        .labels
+        .clone()
+        .unwrap_or_else(|| (0..mc.num_classes).collect());
     if let Some(&bad) = labels.iter().find(|&&y| y >= mc.num_classes) {
-        bail!("label {bad} out of range: the model has {} classes", mc.num_classes);
+        bail!(
+            "label {bad} out of range: the model has {} classes",
+            mc.num_classes
+        );
     }
     let cfg = Cfg {
         scale: args.cfg_scale,
@@ -141,12 +161,18 @@ pub fn run(args: Args) -> Result<()> {
         "no" => false,
         other => bail!("--clip-denoised {other:?}: expected auto, yes or no"),
     };
-    let options = SampleOptions { cfg, method, clip_denoised };
+    let options = SampleOptions {
+        cfg,
+        method,
+        clip_denoised,
+    };
     let diffusion = GaussianDiffusion::new(&args.steps)?;
 
     // Sample images:
     let bar = indicatif::ProgressBar::new((labels.len() * args.ipc) as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} images {msg}")?);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} images {msg}",
+    )?);
     let mut shape: Option<ImageShape> = None;
     let mut pixels = Vec::new();
     let mut image_labels = Vec::new();
@@ -157,10 +183,22 @@ pub fn run(args: Args) -> Result<()> {
         while done < args.ipc {
             let n = args.batch_size.min(args.ipc - done);
             let latents = sample(&dit, &diffusion, &vec![y; n], &options, &mut rng)?;
-            let images = autoencoder.decode(&latents)?.to_device(&candle_core::Device::Cpu)?; // (n, C, H, W)
+            let images = autoencoder
+                .decode(&latents)?
+                .to_device(&candle_core::Device::Cpu)?; // (n, C, H, W)
             let (_, c, h, w) = images.dims4()?;
-            shape = Some(ImageShape { channels: c, height: h, width: w });
-            pixels.extend(images.flatten_all()?.to_vec1::<f32>()?.into_iter().map(model_to_u8));
+            shape = Some(ImageShape {
+                channels: c,
+                height: h,
+                width: w,
+            });
+            pixels.extend(
+                images
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .map(model_to_u8),
+            );
             image_labels.extend(std::iter::repeat_n(y, n));
             done += n;
             bar.inc(n as u64);
@@ -168,7 +206,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     bar.finish();
     let shape = shape.context("nothing to sample: --ipc 0 or no labels")?;
-    let set = ImageSet { shape, pixels, labels: image_labels, class_names: class_names.clone() };
+    let set = ImageSet {
+        shape,
+        pixels,
+        labels: image_labels,
+        class_names: class_names.clone(),
+    };
 
     // Write outputs:
     image_folder::write(&set, &args.out, args.overwrite)?;
@@ -195,7 +238,12 @@ pub fn run(args: Args) -> Result<()> {
         seconds_per_image: seconds_total / set.len().max(1) as f64,
     })
     .write(&args.out)?;
-    eprintln!("{} images in {:.1} s -> {}", set.len(), seconds_total, args.out.display());
+    eprintln!(
+        "{} images in {:.1} s -> {}",
+        set.len(),
+        seconds_total,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -204,7 +252,10 @@ fn write_grid(set: &ImageSet, labels: &[usize], ipc: usize, path: &Path) -> Resu
     const GAP: usize = 2;
     let s = set.shape;
     let cols = ipc.min(GRID_COLUMNS);
-    let (gw, gh) = (cols * (s.width + GAP) + GAP, labels.len() * (s.height + GAP) + GAP);
+    let (gw, gh) = (
+        cols * (s.width + GAP) + GAP,
+        labels.len() * (s.height + GAP) + GAP,
+    );
     let mut grid = vec![255u8; s.channels * gw * gh];
     for (row, _) in labels.iter().enumerate() {
         for col in 0..cols {
@@ -214,13 +265,18 @@ fn write_grid(set: &ImageSet, labels: &[usize], ipc: usize, path: &Path) -> Resu
                     for xx in 0..s.width {
                         let gy = GAP + row * (s.height + GAP) + yy;
                         let gx = GAP + col * (s.width + GAP) + xx;
-                        grid[c * gw * gh + gy * gw + gx] = img[c * s.height * s.width + yy * s.width + xx];
+                        grid[c * gw * gh + gy * gw + gx] =
+                            img[c * s.height * s.width + yy * s.width + xx];
                     }
                 }
             }
         }
     }
-    let shape = ImageShape { channels: s.channels, height: gh, width: gw };
+    let shape = ImageShape {
+        channels: s.channels,
+        height: gh,
+        width: gw,
+    };
     let bytes = dmgd_data::pixels::encode_png(shape, &grid, path)?;
     dmgd_data::atomic::write_file(path, &bytes)?;
     Ok(())
@@ -231,7 +287,10 @@ pub fn parse_device(name: &str) -> Result<candle_core::Device> {
     if name == "cpu" {
         return Ok(candle_core::Device::Cpu);
     }
-    if let Some(n) = name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+    if let Some(n) = name
+        .strip_prefix("cuda:")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         return Ok(candle_core::Device::new_cuda(n)?);
     }
     bail!("unknown device {name:?}: expected cpu or cuda:N")

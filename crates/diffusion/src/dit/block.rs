@@ -8,7 +8,8 @@ use candle_nn::VarBuilder;
 
 /// x * (1 + scale) + shift, with (N, D) modulation broadcast over the T tokens of (N, T, D).
 fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    x.broadcast_mul(&(scale.unsqueeze(1)? + 1.0)?)?.broadcast_add(&shift.unsqueeze(1)?)
+    x.broadcast_mul(&(scale.unsqueeze(1)? + 1.0)?)?
+        .broadcast_add(&shift.unsqueeze(1)?)
 }
 
 /// Multi-head self-attention (timm `Attention`, qkv with bias), qkv split as (3, heads, head_dim).
@@ -87,19 +88,41 @@ impl DitBlock {
         Ok(DitBlock {
             attn: Attention::new(cfg, vb.pp("attn"))?,
             mlp: Mlp::new(cfg, vb.pp("mlp"))?,
-            ada_ln_modulation_1: Linear::new(d, 6 * d, LinearInit::Zero, vb.pp("adaLN_modulation.1"))?,
+            ada_ln_modulation_1: Linear::new(
+                d,
+                6 * d,
+                LinearInit::Zero,
+                vb.pp("adaLN_modulation.1"),
+            )?,
         })
     }
 
     /// x (N, T, D), c (N, D) -> (N, T, D).
     pub fn forward(&self, x: &Tensor, c: &Tensor) -> Result<Tensor> {
-        let m = self.ada_ln_modulation_1.forward(&candle_nn::ops::silu(c)?)?.chunk(6, 1)?; // 6 x (N, D)
+        let m = self
+            .ada_ln_modulation_1
+            .forward(&candle_nn::ops::silu(c)?)?
+            .chunk(6, 1)?; // 6 x (N, D)
         let (shift_msa, scale_msa, gate_msa) = (&m[0], &m[1], &m[2]);
         let (shift_mlp, scale_mlp, gate_mlp) = (&m[3], &m[4], &m[5]);
-        let h = modulate(&layer_norm_no_affine(x, LAYER_NORM_EPS)?, shift_msa, scale_msa)?;
-        let x = (x + self.attn.forward(&h)?.broadcast_mul(&gate_msa.unsqueeze(1)?)?)?;
-        let h = modulate(&layer_norm_no_affine(&x, LAYER_NORM_EPS)?, shift_mlp, scale_mlp)?;
-        &x + self.mlp.forward(&h)?.broadcast_mul(&gate_mlp.unsqueeze(1)?)?
+        let h = modulate(
+            &layer_norm_no_affine(x, LAYER_NORM_EPS)?,
+            shift_msa,
+            scale_msa,
+        )?;
+        let x = (x + self
+            .attn
+            .forward(&h)?
+            .broadcast_mul(&gate_msa.unsqueeze(1)?)?)?;
+        let h = modulate(
+            &layer_norm_no_affine(&x, LAYER_NORM_EPS)?,
+            shift_mlp,
+            scale_mlp,
+        )?;
+        &x + self
+            .mlp
+            .forward(&h)?
+            .broadcast_mul(&gate_mlp.unsqueeze(1)?)?
     }
 }
 
@@ -114,14 +137,27 @@ impl FinalLayer {
     pub fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
         let (d, p) = (cfg.hidden_size, cfg.patch_size);
         Ok(FinalLayer {
-            ada_ln_modulation_1: Linear::new(d, 2 * d, LinearInit::Zero, vb.pp("adaLN_modulation.1"))?,
-            linear: Linear::new(d, p * p * cfg.out_channels(), LinearInit::Zero, vb.pp("linear"))?,
+            ada_ln_modulation_1: Linear::new(
+                d,
+                2 * d,
+                LinearInit::Zero,
+                vb.pp("adaLN_modulation.1"),
+            )?,
+            linear: Linear::new(
+                d,
+                p * p * cfg.out_channels(),
+                LinearInit::Zero,
+                vb.pp("linear"),
+            )?,
         })
     }
 
     /// x (N, T, D), c (N, D) -> (N, T, p*p*out).
     pub fn forward(&self, x: &Tensor, c: &Tensor) -> Result<Tensor> {
-        let m = self.ada_ln_modulation_1.forward(&candle_nn::ops::silu(c)?)?.chunk(2, D::Minus1)?;
+        let m = self
+            .ada_ln_modulation_1
+            .forward(&candle_nn::ops::silu(c)?)?
+            .chunk(2, D::Minus1)?;
         let h = modulate(&layer_norm_no_affine(x, LAYER_NORM_EPS)?, &m[0], &m[1])?;
         self.linear.forward(&h)
     }

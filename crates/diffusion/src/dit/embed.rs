@@ -26,10 +26,20 @@ impl PatchEmbed {
         // DiT initialises the conv like a Linear (xavier uniform on the (D, C*p*p) view).
         let bound = (6.0 / (fan_in + d) as f64).sqrt();
         let vb = vb.pp("proj");
-        let weight = vb.get_with_hints((d, c, p, p), "weight", Init::Uniform { lo: -bound, up: bound })?;
+        let weight = vb.get_with_hints(
+            (d, c, p, p),
+            "weight",
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )?;
         let bias = vb.get_with_hints(d, "bias", Init::Const(0.0))?;
         Ok(PatchEmbed {
-            proj: Linear { weight: weight.reshape((d, fan_in))?, bias },
+            proj: Linear {
+                weight: weight.reshape((d, fan_in))?,
+                bias,
+            },
             patch_size: p,
             in_channels: c,
             conv_weight_shape: (d, c, p, p),
@@ -65,7 +75,10 @@ pub fn timestep_frequency_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
         .map(|k| (-(MAX_PERIOD.ln() as f32) * k as f32 / half as f32).exp())
         .collect();
     let freqs = Tensor::from_vec(freqs, (1, half), t.device())?; // (1, half)
-    let args = t.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?; // (N, half)
+    let args = t
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?
+        .broadcast_mul(&freqs)?; // (N, half)
     let emb = Tensor::cat(&[args.cos()?, args.sin()?], 1)?; // (N, 2*half)
     if dim % 2 == 1 {
         let n = t.dim(0)?;
@@ -86,7 +99,12 @@ impl TimestepEmbedder {
         let d = cfg.hidden_size;
         let vb = vb.pp("mlp");
         Ok(TimestepEmbedder {
-            mlp_0: Linear::new(FREQUENCY_EMBEDDING_SIZE, d, LinearInit::Normal(0.02), vb.pp("0"))?,
+            mlp_0: Linear::new(
+                FREQUENCY_EMBEDDING_SIZE,
+                d,
+                LinearInit::Normal(0.02),
+                vb.pp("0"),
+            )?,
             mlp_2: Linear::new(d, d, LinearInit::Normal(0.02), vb.pp("2"))?,
         })
     }
@@ -94,7 +112,8 @@ impl TimestepEmbedder {
     /// (N,) timesteps -> (N, D).
     pub fn forward(&self, t: &Tensor) -> Result<Tensor> {
         let f = timestep_frequency_embedding(t, FREQUENCY_EMBEDDING_SIZE)?; // (N, 256)
-        self.mlp_2.forward(&candle_nn::ops::silu(&self.mlp_0.forward(&f)?)?) // (N, D)
+        self.mlp_2
+            .forward(&candle_nn::ops::silu(&self.mlp_0.forward(&f)?)?) // (N, D)
     }
 }
 
@@ -109,9 +128,14 @@ impl LabelEmbedder {
         let table = vb.pp("embedding_table").get_with_hints(
             (cfg.num_classes + 1, cfg.hidden_size),
             "weight",
-            Init::Randn { mean: 0.0, stdev: 0.02 },
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
         )?;
-        Ok(LabelEmbedder { embedding_table: table })
+        Ok(LabelEmbedder {
+            embedding_table: table,
+        })
     }
 
     /// (N,) u32 labels (null = num_classes) -> (N, D).

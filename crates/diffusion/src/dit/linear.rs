@@ -26,7 +26,10 @@ impl Linear {
         let weight_init = match init {
             LinearInit::XavierUniform => {
                 let bound = (6.0 / (in_dim + out_dim) as f64).sqrt();
-                Init::Uniform { lo: -bound, up: bound }
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                }
             }
             LinearInit::Normal(stdev) => Init::Randn { mean: 0.0, stdev },
             LinearInit::Zero => Init::Const(0.0),

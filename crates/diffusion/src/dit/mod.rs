@@ -2,12 +2,14 @@
 //! preset registry, and the model (DESIGN.md §2). Field names equal the official checkpoint keys.
 
 mod block;
-mod linear;
 mod embed;
+mod linear;
 mod model;
 
 pub use block::{Attention, DitBlock, FinalLayer, Mlp};
-pub use embed::{pos_embed_2d, timestep_frequency_embedding, LabelEmbedder, PatchEmbed, TimestepEmbedder};
+pub use embed::{
+    pos_embed_2d, timestep_frequency_embedding, LabelEmbedder, PatchEmbed, TimestepEmbedder,
+};
 pub use linear::{Linear, LinearInit};
 pub use model::{Cfg, CfgChannels, Dit};
 
@@ -52,12 +54,42 @@ struct Family {
 /// "Ti" (6 blocks, 256 wide) and "Sm" (8 blocks, 320 wide), chosen by measured CPU speed
 /// (docs/BENCH-diffusion.md).
 const FAMILIES: [Family; 6] = [
-    Family { name: "S", depth: 12, hidden_size: 384, num_heads: 6 },
-    Family { name: "B", depth: 12, hidden_size: 768, num_heads: 12 },
-    Family { name: "L", depth: 24, hidden_size: 1024, num_heads: 16 },
-    Family { name: "XL", depth: 28, hidden_size: 1152, num_heads: 16 },
-    Family { name: "Ti", depth: 6, hidden_size: 256, num_heads: 4 },
-    Family { name: "Sm", depth: 8, hidden_size: 320, num_heads: 5 },
+    Family {
+        name: "S",
+        depth: 12,
+        hidden_size: 384,
+        num_heads: 6,
+    },
+    Family {
+        name: "B",
+        depth: 12,
+        hidden_size: 768,
+        num_heads: 12,
+    },
+    Family {
+        name: "L",
+        depth: 24,
+        hidden_size: 1024,
+        num_heads: 16,
+    },
+    Family {
+        name: "XL",
+        depth: 28,
+        hidden_size: 1152,
+        num_heads: 16,
+    },
+    Family {
+        name: "Ti",
+        depth: 6,
+        hidden_size: 256,
+        num_heads: 4,
+    },
+    Family {
+        name: "Sm",
+        depth: 8,
+        hidden_size: 320,
+        num_heads: 5,
+    },
 ];
 const PATCH_SIZES: [usize; 3] = [2, 4, 8];
 
@@ -65,21 +97,40 @@ const PATCH_SIZES: [usize; 3] = [2, 4, 8];
 pub fn preset_names() -> Vec<String> {
     FAMILIES
         .iter()
-        .flat_map(|f| PATCH_SIZES.iter().map(move |p| format!("DiT-{}/{p}", f.name)))
+        .flat_map(|f| {
+            PATCH_SIZES
+                .iter()
+                .map(move |p| format!("DiT-{}/{p}", f.name))
+        })
         .collect()
 }
 
 impl DitConfig {
     /// A preset from the registry, for inputs of `input_size` x `input_size` x `in_channels`
     /// and `num_classes` classes (ImageNet: 32, 4, 1000).
-    pub fn preset(name: &str, input_size: usize, in_channels: usize, num_classes: usize) -> Result<Self> {
+    pub fn preset(
+        name: &str,
+        input_size: usize,
+        in_channels: usize,
+        num_classes: usize,
+    ) -> Result<Self> {
         let unknown = || DiffusionError::UnknownPreset {
             name: name.to_string(),
             known: preset_names().join(", "),
         };
-        let (family, patch) = name.strip_prefix("DiT-").and_then(|s| s.split_once('/')).ok_or_else(unknown)?;
-        let family = FAMILIES.iter().find(|f| f.name == family).ok_or_else(unknown)?;
-        let patch_size: usize = patch.parse().ok().filter(|p| PATCH_SIZES.contains(p)).ok_or_else(unknown)?;
+        let (family, patch) = name
+            .strip_prefix("DiT-")
+            .and_then(|s| s.split_once('/'))
+            .ok_or_else(unknown)?;
+        let family = FAMILIES
+            .iter()
+            .find(|f| f.name == family)
+            .ok_or_else(unknown)?;
+        let patch_size: usize = patch
+            .parse()
+            .ok()
+            .filter(|p| PATCH_SIZES.contains(p))
+            .ok_or_else(unknown)?;
         let cfg = DitConfig {
             preset: name.to_string(),
             input_size,
@@ -154,11 +205,17 @@ impl DitConfig {
             ("x_embedder.proj.weight".to_string(), vec![d, c, p, p]),
             ("x_embedder.proj.bias".to_string(), vec![d]),
             ("pos_embed".to_string(), vec![1, self.num_patches(), d]),
-            ("t_embedder.mlp.0.weight".to_string(), vec![d, FREQUENCY_EMBEDDING_SIZE]),
+            (
+                "t_embedder.mlp.0.weight".to_string(),
+                vec![d, FREQUENCY_EMBEDDING_SIZE],
+            ),
             ("t_embedder.mlp.0.bias".to_string(), vec![d]),
             ("t_embedder.mlp.2.weight".to_string(), vec![d, d]),
             ("t_embedder.mlp.2.bias".to_string(), vec![d]),
-            ("y_embedder.embedding_table.weight".to_string(), vec![self.num_classes + 1, d]),
+            (
+                "y_embedder.embedding_table.weight".to_string(),
+                vec![self.num_classes + 1, d],
+            ),
         ];
         let mlp = self.mlp_hidden();
         for i in 0..self.depth {
@@ -174,10 +231,22 @@ impl DitConfig {
             keys.push((format!("{b}.adaLN_modulation.1.weight"), vec![6 * d, d]));
             keys.push((format!("{b}.adaLN_modulation.1.bias"), vec![6 * d]));
         }
-        keys.push(("final_layer.adaLN_modulation.1.weight".to_string(), vec![2 * d, d]));
-        keys.push(("final_layer.adaLN_modulation.1.bias".to_string(), vec![2 * d]));
-        keys.push(("final_layer.linear.weight".to_string(), vec![p * p * self.out_channels(), d]));
-        keys.push(("final_layer.linear.bias".to_string(), vec![p * p * self.out_channels()]));
+        keys.push((
+            "final_layer.adaLN_modulation.1.weight".to_string(),
+            vec![2 * d, d],
+        ));
+        keys.push((
+            "final_layer.adaLN_modulation.1.bias".to_string(),
+            vec![2 * d],
+        ));
+        keys.push((
+            "final_layer.linear.weight".to_string(),
+            vec![p * p * self.out_channels(), d],
+        ));
+        keys.push((
+            "final_layer.linear.bias".to_string(),
+            vec![p * p * self.out_channels()],
+        ));
         keys
     }
 }
@@ -189,13 +258,22 @@ mod tests {
     #[test]
     fn official_presets_have_the_paper_shapes() {
         let xl = DitConfig::preset("DiT-XL/2", 32, 4, 1000).unwrap();
-        assert_eq!((xl.depth, xl.hidden_size, xl.num_heads, xl.patch_size), (28, 1152, 16, 2));
+        assert_eq!(
+            (xl.depth, xl.hidden_size, xl.num_heads, xl.patch_size),
+            (28, 1152, 16, 2)
+        );
         assert_eq!(xl.num_patches(), 256);
         assert_eq!(xl.out_channels(), 8);
         let shapes: std::collections::HashMap<_, _> = xl.expected_shapes().into_iter().collect();
-        assert_eq!(shapes["blocks.27.adaLN_modulation.1.weight"], vec![6912, 1152]);
+        assert_eq!(
+            shapes["blocks.27.adaLN_modulation.1.weight"],
+            vec![6912, 1152]
+        );
         assert_eq!(shapes["final_layer.linear.weight"], vec![32, 1152]);
-        assert_eq!(shapes["y_embedder.embedding_table.weight"], vec![1001, 1152]);
+        assert_eq!(
+            shapes["y_embedder.embedding_table.weight"],
+            vec![1001, 1152]
+        );
         let s8 = DitConfig::preset("DiT-S/8", 32, 4, 1000).unwrap();
         assert_eq!((s8.depth, s8.hidden_size, s8.num_patches()), (12, 384, 16));
         assert_eq!(preset_names().len(), 18);
@@ -203,11 +281,20 @@ mod tests {
 
     #[test]
     fn unknown_presets_and_bad_sizes_are_named() {
-        let err = DitConfig::preset("DiT-XXL/2", 32, 4, 1000).unwrap_err().to_string();
-        assert!(err.contains("DiT-XXL/2") && err.contains("DiT-XL/2"), "{err}");
-        let err = DitConfig::preset("DiT-XL/3", 32, 4, 1000).unwrap_err().to_string();
+        let err = DitConfig::preset("DiT-XXL/2", 32, 4, 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DiT-XXL/2") && err.contains("DiT-XL/2"),
+            "{err}"
+        );
+        let err = DitConfig::preset("DiT-XL/3", 32, 4, 1000)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DiT-XL/3"), "{err}");
-        let err = DitConfig::preset("DiT-Ti/8", 28, 1, 10).unwrap_err().to_string();
+        let err = DitConfig::preset("DiT-Ti/8", 28, 1, 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("28") && err.contains("patch size 8"), "{err}");
     }
 }

@@ -51,7 +51,8 @@ impl Dit {
     /// A fresh model for training: weights from `vb` (a `VarMap` builder, DiT initialisation),
     /// `pos_embed` computed (it is fixed, not trained).
     pub fn init(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
-        let pos_embed = pos_embed_2d(cfg.hidden_size, cfg.grid_size(), vb.device())?.unsqueeze(0)?;
+        let pos_embed =
+            pos_embed_2d(cfg.hidden_size, cfg.grid_size(), vb.device())?.unsqueeze(0)?;
         Self::build(cfg, vb, pos_embed)
     }
 
@@ -84,7 +85,10 @@ impl Dit {
     /// The CFG batch of embeddings for labels y: conditional rows, then as many null rows. (2N, D).
     pub fn cfg_label_embedding(&self, y: &[usize]) -> Result<Tensor> {
         let null = vec![self.config.null_class(); y.len()];
-        Ok(Tensor::cat(&[self.label_embedding(y)?, self.label_embedding(&null)?], 0)?)
+        Ok(Tensor::cat(
+            &[self.label_embedding(y)?, self.label_embedding(&null)?],
+            0,
+        )?)
     }
 
     /// x (N, C, H, W), t (N,) timesteps (original scale, f32), y labels -> (N, out, H, W).
@@ -99,7 +103,10 @@ impl Dit {
         if c != cfg.in_channels || h != cfg.input_size || w != cfg.input_size {
             return Err(DiffusionError::InputShape {
                 found: x.dims().to_vec(),
-                expected: format!("(N, {}, {}, {})", cfg.in_channels, cfg.input_size, cfg.input_size),
+                expected: format!(
+                    "(N, {}, {}, {})",
+                    cfg.in_channels, cfg.input_size, cfg.input_size
+                ),
             });
         }
         let x = self.x_embedder.forward(x)?.broadcast_add(&self.pos_embed)?; // (N, T, D)
@@ -125,9 +132,19 @@ impl Dit {
     /// DiT's `forward_with_cfg`: the model runs on (x, x) with embeddings y_emb = (cond rows,
     /// null rows) (2N, D); returns the N conditional rows with eps guided,
     /// eps = eps_u + scale (eps_c - eps_u), on the channels `cfg.channels` selects. (N, out, H, W).
-    pub fn forward_with_cfg(&self, x: &Tensor, t: &Tensor, y_emb: &Tensor, cfg: &Cfg) -> Result<Tensor> {
+    pub fn forward_with_cfg(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        y_emb: &Tensor,
+        cfg: &Cfg,
+    ) -> Result<Tensor> {
         let n = x.dim(0)?;
-        let out = self.forward_with_embedding(&Tensor::cat(&[x, x], 0)?, &Tensor::cat(&[t, t], 0)?, y_emb)?;
+        let out = self.forward_with_embedding(
+            &Tensor::cat(&[x, x], 0)?,
+            &Tensor::cat(&[t, t], 0)?,
+            y_emb,
+        )?;
         let (cond, uncond) = (out.narrow(0, 0, n)?, out.narrow(0, n, n)?); // (N, out, H, W) each
         let guided_channels = match cfg.channels {
             CfgChannels::FirstThree => REFERENCE_CFG_CHANNELS.min(self.config.out_channels()),
@@ -136,32 +153,57 @@ impl Dit {
         let eps_c = cond.narrow(1, 0, guided_channels)?;
         let eps_u = uncond.narrow(1, 0, guided_channels)?;
         let guided = (&eps_u + ((eps_c - &eps_u)? * cfg.scale)?)?;
-        let rest = cond.narrow(1, guided_channels, self.config.out_channels() - guided_channels)?;
+        let rest = cond.narrow(
+            1,
+            guided_channels,
+            self.config.out_channels() - guided_channels,
+        )?;
         Ok(Tensor::cat(&[guided, rest], 1)?)
     }
 
     /// Every weight in checkpoint layout, official key names (for saving). F32.
     pub fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out: Vec<(String, Tensor)> = Vec::new();
-        let push_linear = |prefix: &str, l: &super::linear::Linear, out: &mut Vec<(String, Tensor)>| {
-            out.push((format!("{prefix}.weight"), l.weight.clone()));
-            out.push((format!("{prefix}.bias"), l.bias.clone()));
-        };
-        out.push(("x_embedder.proj.weight".into(), self.x_embedder.conv_weight()?));
-        out.push(("x_embedder.proj.bias".into(), self.x_embedder.proj.bias.clone()));
+        let push_linear =
+            |prefix: &str, l: &super::linear::Linear, out: &mut Vec<(String, Tensor)>| {
+                out.push((format!("{prefix}.weight"), l.weight.clone()));
+                out.push((format!("{prefix}.bias"), l.bias.clone()));
+            };
+        out.push((
+            "x_embedder.proj.weight".into(),
+            self.x_embedder.conv_weight()?,
+        ));
+        out.push((
+            "x_embedder.proj.bias".into(),
+            self.x_embedder.proj.bias.clone(),
+        ));
         out.push(("pos_embed".into(), self.pos_embed.clone()));
         push_linear("t_embedder.mlp.0", &self.t_embedder.mlp_0, &mut out);
         push_linear("t_embedder.mlp.2", &self.t_embedder.mlp_2, &mut out);
-        out.push(("y_embedder.embedding_table.weight".into(), self.y_embedder.embedding_table.clone()));
+        out.push((
+            "y_embedder.embedding_table.weight".into(),
+            self.y_embedder.embedding_table.clone(),
+        ));
         for (i, b) in self.blocks.iter().enumerate() {
             push_linear(&format!("blocks.{i}.attn.qkv"), &b.attn.qkv, &mut out);
             push_linear(&format!("blocks.{i}.attn.proj"), &b.attn.proj, &mut out);
             push_linear(&format!("blocks.{i}.mlp.fc1"), &b.mlp.fc1, &mut out);
             push_linear(&format!("blocks.{i}.mlp.fc2"), &b.mlp.fc2, &mut out);
-            push_linear(&format!("blocks.{i}.adaLN_modulation.1"), &b.ada_ln_modulation_1, &mut out);
+            push_linear(
+                &format!("blocks.{i}.adaLN_modulation.1"),
+                &b.ada_ln_modulation_1,
+                &mut out,
+            );
         }
-        push_linear("final_layer.adaLN_modulation.1", &self.final_layer.ada_ln_modulation_1, &mut out);
+        push_linear(
+            "final_layer.adaLN_modulation.1",
+            &self.final_layer.ada_ln_modulation_1,
+            &mut out,
+        );
         push_linear("final_layer.linear", &self.final_layer.linear, &mut out);
-        Ok(out.into_iter().map(|(k, v)| (k, v.to_dtype(DType::F32).unwrap_or(v))).collect())
+        Ok(out
+            .into_iter()
+            .map(|(k, v)| (k, v.to_dtype(DType::F32).unwrap_or(v)))
+            .collect())
     }
 }
