@@ -29,6 +29,8 @@ enum Command {
     Select(commands::select::Args),
     /// Train fresh student networks on a set and test them on the real test split.
     Eval(commands::eval::Args),
+    /// Judge generated images with a classifier trained on real data (agreement, Fréchet distance).
+    Quality(commands::quality::Args),
 }
 
 fn main() {
@@ -39,6 +41,7 @@ fn main() {
         Command::Distill(args) => commands::distill::run(args),
         Command::Select(args) => commands::select::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Quality(args) => commands::quality::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

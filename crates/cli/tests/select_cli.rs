@@ -600,3 +600,94 @@ fn unusable_embedding_file_is_named_and_leaves_no_output() {
     );
     assert_no_output(&out);
 }
+
+#[test]
+fn quality_judges_sets_with_a_net_that_eval_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let real = write_tiny_folder(&data);
+    let eval_out = tmp.path().join("eval");
+    ok(&[
+        "eval",
+        "--train",
+        s(&data),
+        "--test",
+        s(&data),
+        "--epochs",
+        "2",
+        "--repeats",
+        "1",
+        "--out",
+        s(&eval_out),
+        "--save-nets",
+    ]);
+    let net = eval_out.join("net-set0-run0.safetensors");
+    let half = tmp.path().join("half");
+    ok(&[
+        "select",
+        "--method",
+        "random",
+        "--ipc",
+        "4",
+        "--data",
+        s(&data),
+        "--out",
+        s(&half),
+    ]);
+    let report_path = tmp.path().join("quality.json");
+    ok(&[
+        "quality",
+        "--images",
+        s(&data),
+        "--images",
+        s(&half),
+        "--reference",
+        s(&data),
+        "--classifier",
+        s(&net),
+        "--out",
+        s(&report_path),
+    ]);
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let details = &report["details"];
+
+    // The agreement is the saved network's accuracy, computed here in-process.
+    let spec = NetSpec {
+        arch: Arch::ConvNet { depth: 3 },
+        norm: NormKind::Instance,
+        input: real.shape,
+        num_classes: 3,
+    };
+    let classifier = Classifier::load(spec, Protocol::Dc, &net).unwrap();
+    let accuracy = classifier.accuracy(&real).unwrap();
+    let sets = details["sets"].as_array().unwrap();
+    assert_eq!(details["reference_accuracy"].as_f64().unwrap(), accuracy);
+    assert_eq!(sets[0]["agreement"].as_f64().unwrap(), accuracy);
+    assert_eq!(sets[1]["count"], 12);
+    // A set against itself is at distance 0, a subset is not. Round-off: 24 images in 2048
+    // dimensions leave ~2000 zero eigenvalues, whose square roots of ±1e-12 noise add up.
+    let same = sets[0]["frechet_distance"].as_f64().unwrap();
+    let subset = sets[1]["frechet_distance"].as_f64().unwrap();
+    assert!(same.abs() < 1e-3 * subset, "{same} vs {subset}");
+    assert!(subset > 0.0);
+
+    // Images of other classes are refused by name.
+    let other = tmp.path().join("other");
+    let mut two = tiny_set();
+    two.class_names.truncate(2);
+    let keep: Vec<usize> = (0..two.len()).filter(|&i| two.labels[i] < 2).collect();
+    image_folder::write(&two.subset(&keep), &other, false).unwrap();
+    let err = fails(&[
+        "quality",
+        "--images",
+        s(&other),
+        "--reference",
+        s(&data),
+        "--classifier",
+        s(&net),
+    ]);
+    assert!(
+        err.contains("--images") && err.contains("2 classes"),
+        "{err}"
+    );
+}

@@ -45,6 +45,16 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Fingerprint of the training set (`ImageSet::fingerprint`), checked on resume.
     pub dataset_fingerprint: String,
+    /// The checkpoint the weights started from, when not from scratch (`Trainer::init_from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitCheckpoint>,
+}
+
+/// A checkpoint a run started from: continued pretraining or fine-tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitCheckpoint {
+    pub path: String,
+    pub sha256: String,
 }
 
 /// Batch means of one step's losses.
@@ -148,6 +158,19 @@ impl Trainer {
             device: device.clone(),
             epoch_order: None,
         })
+    }
+
+    /// Replaces the initial weights (and the EMA) by those of a DiT checkpoint of the same
+    /// configuration, strictly checked; the optimizer state stays fresh. For a step-0 trainer.
+    pub fn init_from(&mut self, path: &Path) -> Result<()> {
+        let tensors = crate::checkpoint::read_tensors(path, &self.device)?;
+        crate::checkpoint::check_keys(&self.config.model, &tensors, path)?;
+        for k in 0..self.vars.len() {
+            let (name, var) = &self.vars[k];
+            var.set(&tensors[name])?;
+            self.ema[k] = tensors[name].copy()?.detach();
+        }
+        Ok(())
     }
 
     /// Reopens a run directory written by `save`; the settings come from the directory, except

@@ -3,7 +3,7 @@
 use candle_core::Device;
 use dmgd_data::{ImageSet, ImageShape};
 use dmgd_diffusion::dit::DitConfig;
-use dmgd_diffusion::train::{TrainConfig, Trainer};
+use dmgd_diffusion::train::{TrainConfig, Trainer, EMA_FILE};
 
 fn tiny_data() -> ImageSet {
     let shape = ImageShape {
@@ -44,6 +44,7 @@ fn config(steps: usize, data: &ImageSet) -> TrainConfig {
         seed: 7,
         checkpoint_every: 2,
         dataset_fingerprint: data.fingerprint(),
+        init: None,
     }
 }
 
@@ -89,4 +90,33 @@ fn resuming_equals_training_straight_through() {
         .unwrap();
     assert_eq!(resumed_losses, losses[2..].to_vec());
     assert_eq!(ema_sum(&straight), ema_sum(&resumed));
+}
+
+#[test]
+fn init_from_starts_at_the_checkpoint_weights() {
+    let data = tiny_data();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Trainer::new(config(2, &data), &Device::Cpu).unwrap();
+    first.train(&data, dir.path(), |_| {}).unwrap();
+
+    let mut other_seed = config(2, &data);
+    other_seed.seed = 8;
+    let mut warm = Trainer::new(other_seed, &Device::Cpu).unwrap();
+    assert_ne!(ema_sum(&warm), ema_sum(&first));
+    warm.init_from(&dir.path().join(EMA_FILE)).unwrap();
+    assert_eq!(warm.step, 0);
+    assert_eq!(ema_sum(&warm), ema_sum(&first));
+
+    // Another width: every mis-shaped key is named.
+    let mut wider = config(2, &data);
+    wider.model.hidden_size = 64;
+    let err = Trainer::new(wider, &Device::Cpu)
+        .unwrap()
+        .init_from(&dir.path().join(EMA_FILE))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("x_embedder.proj.weight") && err.contains("expected shape"),
+        "{err}"
+    );
 }

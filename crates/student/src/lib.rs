@@ -6,6 +6,7 @@
 pub mod augment;
 pub mod classifier;
 mod error;
+pub mod frechet;
 pub mod nets;
 pub mod ops;
 pub mod optim;

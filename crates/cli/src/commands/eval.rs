@@ -61,6 +61,10 @@ pub struct Args {
     /// Replace existing results in --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also keep each trained network, as --out/net-set<s>-run<r>.safetensors (what
+    /// `dmgd select --embedding` and `dmgd judge --classifier` read).
+    #[arg(long)]
+    pub save_nets: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -208,6 +212,13 @@ pub fn run(args: Args) -> Result<()> {
                     trained.report.seconds
                 )
             });
+            if args.save_nets {
+                let path = out.join(format!("net-set{s}-run{r}.safetensors"));
+                let tmp = dmgd_data::atomic::temp_sibling(&path);
+                trained.classifier.save(&tmp)?;
+                std::fs::rename(&tmp, &path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             set_runs.push(trained.report);
         }
         per_set.push(Summary::of(&set_runs));
@@ -231,7 +242,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// A `dmgd distill` output keeps its ImageFolder in `images/`.
-fn train_dir(spec: &str) -> String {
+pub(crate) fn train_dir(spec: &str) -> String {
     let images = Path::new(spec).join(dmgd_distill::run_dir::IMAGES_DIR);
     if spec != FASHION_MNIST && images.is_dir() {
         images.to_string_lossy().into_owned()

@@ -3,5 +3,6 @@
 pub mod distill;
 pub mod eval;
 pub mod pretrain;
+pub mod quality;
 pub mod sample;
 pub mod select;

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use dmgd_data::{fashion_mnist, image_folder, ImageSet};
 use dmgd_diffusion::dit::{preset_names, DitConfig, CLASS_DROPOUT_PROB};
-use dmgd_diffusion::train::{TrainConfig, Trainer, STATE_CONFIG_FILE};
+use dmgd_diffusion::train::{InitCheckpoint, TrainConfig, Trainer, STATE_CONFIG_FILE};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -46,6 +46,11 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint (settings come from the run).
     #[arg(long)]
     resume: bool,
+    /// Start from the weights of this DiT checkpoint (an `ema.safetensors` of an earlier run,
+    /// or any checkpoint of the same preset) instead of a fresh initialisation; the optimizer
+    /// starts fresh. For continuing a run whose optimizer state is gone, or fine-tuning.
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -105,8 +110,20 @@ pub fn run(args: Args) -> Result<()> {
             seed: args.seed,
             checkpoint_every: args.checkpoint_every,
             dataset_fingerprint: data.fingerprint(),
+            init: match &args.init {
+                Some(path) => Some(InitCheckpoint {
+                    path: path.display().to_string(),
+                    sha256: crate::manifest::sha256_file(path)
+                        .with_context(|| format!("--init {}", path.display()))?,
+                }),
+                None => None,
+            },
         };
-        let t = Trainer::new(config, &device)?;
+        let mut t = Trainer::new(config, &device)?;
+        if let Some(path) = &args.init {
+            t.init_from(path)
+                .with_context(|| format!("--init {}", path.display()))?;
+        }
         t.save(&args.out)?; // the resolved settings are in the run directory before work starts
         t
     };
