@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result};
 use dmgd_data::fashion_mnist::{self, Split};
-use dmgd_data::image_folder::{self, ReadOptions};
+use dmgd_data::image_folder::{self, LazyFolder, ReadOptions};
 use dmgd_data::preprocess::Resize;
-use dmgd_data::{class_list, ImageSet};
+use dmgd_data::{class_list, ClassSource, ImageSet};
 use std::path::PathBuf;
 
 /// The literal that names the built-in Fashion-MNIST dataset in `--data` / `--train` / `--test`.
@@ -77,6 +77,18 @@ impl DataSource {
                 }),
             DataSource::Folder { root, options } => image_folder::read(root, options)
                 .with_context(|| format!("loading image folder {}", root.display())),
+        }
+    }
+
+    /// The data one class at a time: Fashion-MNIST is loaded whole (it is small), a folder
+    /// is listed now and each class decoded when asked for.
+    pub fn open_by_class(&self) -> Result<Box<dyn ClassSource>> {
+        match self {
+            DataSource::FashionMnist { .. } => Ok(Box::new(self.load()?)),
+            DataSource::Folder { root, options } => Ok(Box::new(
+                LazyFolder::open(root, options)
+                    .with_context(|| format!("opening image folder {}", root.display()))?,
+            )),
         }
     }
 

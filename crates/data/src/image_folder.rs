@@ -2,10 +2,12 @@
 //! and writing `root/<class>/<index>.png` through a staged directory.
 
 use crate::atomic::StagedDir;
+use crate::class_source::ClassSource;
 use crate::pixels::encode_png;
 use crate::preprocess::{adm_center_crop, resize_center_crop, to_rgb, Resize};
 use crate::{DataError, ImageSet, ImageShape};
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "JPEG"];
@@ -94,32 +96,45 @@ pub fn read(root: &Path, options: &ReadOptions) -> Result<ImageSet, DataError> {
         .collect();
     let channels = match options.channels {
         Some(c) => c,
-        None => {
-            let first = decode(labelled[0].1)?;
-            if first.color().has_color() {
-                3
-            } else {
-                1
-            }
-        }
+        None => channels_of(labelled[0].1)?,
     };
+    read_files(&labelled, class_names, options.resize, channels, None)
+}
+
+/// 1 if the image is grayscale, else 3.
+fn channels_of(path: &Path) -> Result<usize, DataError> {
+    Ok(if decode(path)?.color().has_color() {
+        3
+    } else {
+        1
+    })
+}
+
+/// Decodes labelled files (in parallel) into a set; every image must come out at one size,
+/// `expected` when given, else the first image's.
+fn read_files(
+    labelled: &[(usize, &PathBuf)],
+    class_names: Vec<String>,
+    resize: Resize,
+    channels: usize,
+    expected: Option<ImageShape>,
+) -> Result<ImageSet, DataError> {
     let images: Vec<(Vec<u8>, u32, u32)> = labelled
         .par_iter()
-        .map(|&(_, path)| load_one(path, options.resize, channels))
+        .map(|&(_, path)| load_one(path, resize, channels))
         .collect::<Result<_, _>>()?;
-    let (_, w0, h0) = images[0];
-    let shape = ImageShape {
+    let shape = expected.unwrap_or(ImageShape {
         channels,
-        height: h0 as usize,
-        width: w0 as usize,
-    };
+        height: images[0].2 as usize,
+        width: images[0].1 as usize,
+    });
     let mut pixels = Vec::with_capacity(images.len() * shape.numel());
-    for ((chw, w, h), (_, path)) in images.iter().zip(&labelled) {
-        if (*w, *h) != (w0, h0) {
+    for ((chw, w, h), (_, path)) in images.iter().zip(labelled) {
+        if (*w as usize, *h as usize) != (shape.width, shape.height) {
             return Err(DataError::SizeMismatch {
                 path: (*path).clone(),
                 found: format!("{w}x{h}"),
-                expected: format!("{w0}x{h0}"),
+                expected: format!("{}x{}", shape.width, shape.height),
             });
         }
         pixels.extend_from_slice(chw);
@@ -130,6 +145,78 @@ pub fn read(root: &Path, options: &ReadOptions) -> Result<ImageSet, DataError> {
         labels: labelled.iter().map(|&(y, _)| y).collect(),
         class_names,
     })
+}
+
+/// An image folder whose classes are decoded only when asked for: what a run over
+/// ImageNet-1K (150 GB of pixels at 256 px) needs, one class group at a time.
+pub struct LazyFolder {
+    root: PathBuf,
+    resize: Resize,
+    class_names: Vec<String>,
+    files: Vec<Vec<PathBuf>>,
+    shape: ImageShape,
+}
+
+impl LazyFolder {
+    /// Lists the folder and decodes its first image (for the shape); nothing else is read.
+    pub fn open(root: &Path, options: &ReadOptions) -> Result<LazyFolder, DataError> {
+        let (class_names, files) = list(root, options.classes.as_deref())?;
+        let first = &files[0][0];
+        let channels = match options.channels {
+            Some(c) => c,
+            None => channels_of(first)?,
+        };
+        let (_, w, h) = load_one(first, options.resize, channels)?;
+        Ok(LazyFolder {
+            root: root.to_path_buf(),
+            resize: options.resize,
+            class_names,
+            files,
+            shape: ImageShape {
+                channels,
+                height: h as usize,
+                width: w as usize,
+            },
+        })
+    }
+}
+
+impl ClassSource for LazyFolder {
+    fn shape(&self) -> ImageShape {
+        self.shape
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    fn class_images(&self, class: usize) -> Result<ImageSet, DataError> {
+        let labelled: Vec<(usize, &PathBuf)> =
+            self.files[class].iter().map(|p| (class, p)).collect();
+        read_files(
+            &labelled,
+            self.class_names.clone(),
+            self.resize,
+            self.shape.channels,
+            Some(self.shape),
+        )
+    }
+
+    /// sha256 over the shape, the preprocessing, and each file's path (relative to the root)
+    /// and size: reading every pixel of ImageNet-1K to name it would take as long as the run.
+    fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("{}|{:?}|", self.shape, self.resize).as_bytes());
+        for (name, paths) in self.class_names.iter().zip(&self.files) {
+            h.update(format!("class {name}\n").as_bytes());
+            for path in paths {
+                let relative = path.strip_prefix(&self.root).unwrap_or(path);
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                h.update(format!("{}|{size}\n", relative.display()).as_bytes());
+            }
+        }
+        format!("{:x}", h.finalize())
+    }
 }
 
 fn decode(path: &Path) -> Result<image::DynamicImage, DataError> {

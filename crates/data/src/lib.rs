@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod class_list;
+pub mod class_source;
 pub mod error;
 pub mod fashion_mnist;
 pub mod grid;
@@ -11,5 +12,6 @@ pub mod image_set;
 pub mod pixels;
 pub mod preprocess;
 
+pub use class_source::ClassSource;
 pub use error::DataError;
 pub use image_set::{ImageSet, ImageShape};

@@ -9,7 +9,7 @@ use crate::shard::{image_seed, Shard};
 use crate::support_cache::{SupportCache, SupportError};
 use candle_core::{DType, Device, Tensor};
 use dmgd_data::pixels::{encode_png, model_to_u8};
-use dmgd_data::{DataError, ImageSet, ImageShape};
+use dmgd_data::{ClassSource, DataError, ImageShape};
 use dmgd_diffusion::dit::{Cfg, Dit};
 use dmgd_diffusion::gaussian::GaussianDiffusion;
 use dmgd_ot::guidance::Memory;
@@ -27,8 +27,9 @@ pub enum Existing {
 
 /// Everything a distillation run reads.
 pub struct Job<'a> {
-    /// Real training images of every class of the run, at the model's image size.
-    pub real: &'a ImageSet,
+    /// Real training images of every class of the run, at the model's image size; a class is
+    /// read only when its support is computed (a shard reads only its own classes).
+    pub real: &'a dyn ClassSource,
     /// The DiT label of each class of `real`.
     pub model_labels: &'a [usize],
     pub dit: &'a Dit,
@@ -105,7 +106,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, Pip
     let names = |classes: &[usize]| -> Vec<String> {
         classes
             .iter()
-            .map(|&c| job.real.class_names[c].clone())
+            .map(|&c| job.real.class_names()[c].clone())
             .collect()
     };
     let shard_classes: Vec<usize> = groups.concat();
@@ -214,7 +215,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, Pip
         .iter()
         .flat_map(|&c| {
             (0..config.ipc).map(move |index| ImageRecord {
-                class: job.real.class_names[c].clone(),
+                class: job.real.class_names()[c].clone(),
                 index,
                 seed: image_seed(config.seed, c, index),
             })
@@ -277,7 +278,7 @@ fn prepare_class(
 
 /// The autoencoder's latents of the training images must be what the DiT generates.
 fn check_latent_shape(job: &Job, device: &Device) -> Result<(), PipelineError> {
-    let s = job.real.shape;
+    let s = job.real.shape();
     let probe = Tensor::zeros((1, s.channels, s.height, s.width), DType::F32, device)?;
     // Only the shape matters; a seeded generator keeps the sample mode happy.
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);

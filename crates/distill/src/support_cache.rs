@@ -5,7 +5,7 @@
 use crate::codec::Codec;
 use candle_core::{DType, Device, Tensor};
 use dmgd_data::pixels::u8_to_model;
-use dmgd_data::ImageSet;
+use dmgd_data::{ClassSource, ImageSet};
 use dmgd_ot::kmeans::{kmeans, KMeansParams};
 use dmgd_ot::support::Support;
 use rand::{Rng, SeedableRng};
@@ -20,8 +20,6 @@ const ENCODE_BATCH: usize = 64;
 pub struct SupportCache {
     /// None: no caching (always recompute).
     pub dir: Option<PathBuf>,
-    /// sha256 of the real training set (see `ImageSet::fingerprint`).
-    pub dataset: String,
     /// Seed of the random flips of latent extraction and of k-means++.
     pub seed: u64,
 }
@@ -40,6 +38,12 @@ pub enum SupportError {
         #[source]
         source: dmgd_diffusion::DiffusionError,
     },
+    #[error("class `{class}`: reading its images failed")]
+    Read {
+        class: String,
+        #[source]
+        source: dmgd_data::DataError,
+    },
     #[error("cannot create the support cache directory {path}")]
     CacheDir {
         path: PathBuf,
@@ -49,10 +53,18 @@ pub enum SupportError {
 }
 
 impl SupportCache {
-    fn key(&self, codec: &Codec, class: usize, params: &KMeansParams) -> String {
+    /// Keyed by the class's own images (not the whole set's), so that sharded and unsharded
+    /// runs share entries.
+    fn key(&self, images: &ImageSet, codec: &Codec, class: usize, params: &KMeansParams) -> String {
         let text = format!(
-            "dataset={}|codec={}|class={class}|k={}|max-iter={}|tol={}|seed={}|flip-seed={}|v1",
-            self.dataset, codec.id, params.k, params.max_iter, params.tol, params.seed, self.seed
+            "class-images={}|codec={}|class={class}|k={}|max-iter={}|tol={}|seed={}|flip-seed={}|v2",
+            images.fingerprint(),
+            codec.id,
+            params.k,
+            params.max_iter,
+            params.tol,
+            params.seed,
+            self.seed
         );
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
@@ -64,20 +76,27 @@ impl SupportCache {
     }
 
     /// The k-means support of class `class` of `real`, from the cache or computed (and cached).
+    /// Only this class's images are read.
     pub fn support(
         &self,
-        real: &ImageSet,
+        real: &dyn ClassSource,
         class: usize,
         codec: &Codec,
         params: &KMeansParams,
         device: &Device,
     ) -> Result<Support, SupportError> {
-        let class_name = real.class_names[class].clone();
+        let class_name = real.class_names()[class].clone();
         let ot_err = |source| SupportError::Ot {
             class: class_name.clone(),
             source,
         };
-        let key = self.key(codec, class, params);
+        let images = real
+            .class_images(class)
+            .map_err(|source| SupportError::Read {
+                class: class_name.clone(),
+                source,
+            })?;
+        let key = self.key(&images, codec, class, params);
         if let Some(path) = self.path(&key).filter(|p| p.exists()) {
             if let Ok(support) = Support::load(&path, device) {
                 return Ok(support);
@@ -85,7 +104,7 @@ impl SupportCache {
             // An unreadable cache entry is recomputed and replaced.
         }
         let latents = self
-            .class_latents(real, class, codec, device)
+            .class_latents(&images, class, codec, device)
             .map_err(|source| SupportError::Encode {
                 class: class_name.clone(),
                 source,
@@ -103,24 +122,24 @@ impl SupportCache {
         Ok(clustering.support)
     }
 
-    /// Encodes every real image of `class` (mapped to [-1, 1], randomly flipped as in the
+    /// Encodes the images of `class` (mapped to [-1, 1], randomly flipped as in the
     /// reference's latent extraction), flattened: (N_c, D).
     fn class_latents(
         &self,
-        real: &ImageSet,
+        images: &ImageSet,
         class: usize,
         codec: &Codec,
         device: &Device,
     ) -> Result<Tensor, dmgd_diffusion::DiffusionError> {
-        let members = &real.indices_by_class()[class];
-        let s = real.shape;
+        let members: Vec<usize> = (0..images.len()).collect();
+        let s = images.shape;
         let mut rng = ChaCha8Rng::seed_from_u64(crate::coreset::class_seed(self.seed, class));
         let mut rows = Vec::new();
         for chunk in members.chunks(ENCODE_BATCH) {
             let mut values = Vec::with_capacity(chunk.len() * s.numel());
             for &i in chunk {
                 let flip = rng.gen_bool(0.5);
-                let image = real.image(i);
+                let image = images.image(i);
                 for plane in image.chunks(s.height * s.width) {
                     for row in plane.chunks(s.width) {
                         if flip {

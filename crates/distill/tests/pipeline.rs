@@ -4,7 +4,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use dmgd_data::{ImageSet, ImageShape};
+use dmgd_data::image_folder::{self, LazyFolder, ReadOptions};
+use dmgd_data::{ClassSource, ImageSet, ImageShape};
 use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
 use dmgd_distill::codec::Codec;
@@ -143,7 +144,7 @@ fn run(
 fn run_with(
     dit: &Dit,
     codec: &Codec,
-    real: &ImageSet,
+    real: &dyn ClassSource,
     config: &DistillConfig,
     out: &Path,
     shard: Shard,
@@ -152,7 +153,6 @@ fn run_with(
     let labels: Vec<usize> = (0..CLASSES).collect();
     let cache = SupportCache {
         dir: None,
-        dataset: real.fingerprint(),
         seed: config.seed,
     };
     let job = Job {
@@ -337,6 +337,59 @@ fn shards_together_equal_the_whole_run() {
     assert_eq!(first.classes, vec!["class0", "class1"]);
     assert_eq!(second.classes, vec!["class2", "class3"]);
     assert_eq!(files(&sharded), files(&whole));
+}
+
+#[test]
+fn a_folder_read_class_by_class_gives_the_same_run_and_a_shard_reads_only_its_classes() {
+    let dit = tiny_dit(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("real");
+    image_folder::write(&real_set(), &folder, false).unwrap();
+    let lazy = LazyFolder::open(&folder, &ReadOptions::default()).unwrap();
+    assert_eq!(lazy.shape(), real_set().shape);
+    for c in 0..CLASSES {
+        let expected = real_set().class_images(c).unwrap();
+        assert_eq!(lazy.class_images(c).unwrap().pixels, expected.pixels);
+    }
+    let (in_memory, from_folder) = (tmp.path().join("memory"), tmp.path().join("folder"));
+    let cfg = config(Method::Dmgd);
+    let codec = Codec::pixel();
+    run(&dit, &cfg, &in_memory, Shard::WHOLE, Existing::Refuse).unwrap();
+    run_with(
+        &dit,
+        &codec,
+        &lazy,
+        &cfg,
+        &from_folder,
+        Shard::WHOLE,
+        Existing::Refuse,
+    )
+    .unwrap();
+    assert_eq!(files(&from_folder), files(&in_memory));
+
+    // A corrupt image in class3 (shard 1 of 2): shard 0 never reads it, the whole run fails
+    // naming it.
+    std::fs::write(folder.join("class3").join("00000.png"), b"not a png").unwrap();
+    let lazy = LazyFolder::open(&folder, &ReadOptions::default()).unwrap();
+    let shard0 = tmp.path().join("shard0");
+    let half = Shard { index: 0, count: 2 };
+    run_with(&dit, &codec, &lazy, &cfg, &shard0, half, Existing::Refuse).unwrap();
+    let whole = tmp.path().join("whole");
+    let err = run_with(
+        &dit,
+        &codec,
+        &lazy,
+        &cfg,
+        &whole,
+        Shard::WHOLE,
+        Existing::Refuse,
+    )
+    .unwrap_err();
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(
+        chain.contains("class3") && chain.contains("00000.png"),
+        "{chain}"
+    );
 }
 
 #[test]

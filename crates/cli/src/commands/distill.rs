@@ -5,7 +5,7 @@ use crate::manifest::{sha256_file, Manifest};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use dmgd_data::fashion_mnist::Split;
-use dmgd_data::{class_list, ImageSet};
+use dmgd_data::{class_list, ClassSource, ImageSet};
 use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig, SD_VAE_FACTOR};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
 use dmgd_distill::codec::Codec;
@@ -284,11 +284,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let source = DataSource::resolve(&data_args.data, &data_args, Split::Train, None)?;
     println!("reading {}", source.describe());
-    let real = source.load()?;
-    let model_labels = model_labels(&real, &dit.config)?;
+    let real = source.open_by_class()?;
+    let model_labels = model_labels(real.as_ref(), &dit.config)?;
     let cache = SupportCache {
         dir: args.cache_dir.clone().or_else(default_cache_dir),
-        dataset: real.fingerprint(),
         seed: config.seed,
     };
     let existing = if args.resume {
@@ -299,7 +298,7 @@ pub fn run(args: Args) -> Result<()> {
         Existing::Refuse
     };
     let job = Job {
-        real: &real,
+        real: real.as_ref(),
         model_labels: &model_labels,
         dit: &dit,
         codec: &codec,
@@ -438,9 +437,9 @@ fn default_out(config: &DistillConfig) -> PathBuf {
 /// The DiT label of each dataset class: a model conditioned on ImageNet-1K (1000 classes) and
 /// data whose class folders are ImageNet wnids (ImageWoof, ImageNette, ...) use ImageNet labels;
 /// otherwise the model must know exactly the data's classes, in the data's order.
-fn model_labels(real: &ImageSet, dit: &DitConfig) -> Result<Vec<usize>> {
+fn model_labels(real: &dyn ClassSource, dit: &DitConfig) -> Result<Vec<usize>> {
     let imagenet: Option<Vec<usize>> = real
-        .class_names
+        .class_names()
         .iter()
         .map(|n| class_list::imagenet1k_label(n))
         .collect();
@@ -451,7 +450,7 @@ fn model_labels(real: &ImageSet, dit: &DitConfig) -> Result<Vec<usize>> {
             "the DiT is conditioned on {} classes but the data has {} classes ({}...) that are not all ImageNet-1K wnids",
             dit.num_classes,
             real.num_classes(),
-            real.class_names[0]
+            real.class_names()[0]
         ),
     }
 }
