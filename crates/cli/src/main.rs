@@ -18,18 +18,13 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Each subcommand's help (summary and long text) is the doc comment of its `Args`.
 enum Command {
-    /// Train a class-conditional DiT on a dataset (for data no public model covers).
     Pretrain(commands::pretrain::Args),
-    /// Plain class-conditional sampling from a DiT into an ImageFolder (the `dit` baseline).
     Sample(commands::sample::Args),
-    /// Distill a labelled image set into a few synthetic images per class (DMGD and baselines).
     Distill(commands::distill::Args),
-    /// Pick real images per class (random, herding or k-center) into an ImageFolder.
     Select(commands::select::Args),
-    /// Train fresh student networks on a set and test them on the real test split.
     Eval(commands::eval::Args),
-    /// Judge generated images with a classifier trained on real data (agreement, Fréchet distance).
     Quality(commands::quality::Args),
 }
 

@@ -24,6 +24,7 @@ use std::time::Instant;
 /// class, into runs/distill-dmgd-ipc10. Every knob has the reference default; a TOML file
 /// (--config) sets keys named like the flags; flags override the file.
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// dmgd | dit (plain CFG sampling) | mgd3 (mode guidance) | random (real images).
     #[arg(long)]

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 /// Example (the classic Fashion-MNIST protocol on a distilled set):
 ///   dmgd eval --train runs/dmgd-ipc10 --net convnet3 --protocol dc --repeats 5
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Training set(s): `fashion-mnist` (the full real training split), an ImageFolder, or a
     /// `dmgd distill` output directory (its `images/` folder is used). Repeat for several sets.

@@ -8,7 +8,17 @@ use dmgd_diffusion::train::{InitCheckpoint, TrainConfig, Trainer, STATE_CONFIG_F
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
+/// Train a class-conditional DiT on a dataset (for data no public model covers).
+///
+/// Hybrid loss (MSE on the noise + the variational bound for the learned variance), label
+/// dropout to the null class (for classifier-free guidance), AdamW, EMA. The run directory
+/// gets `model.json` + `ema.safetensors` (the model `sample` and `distill` load) and
+/// `train-state.*` (what `--resume` needs) every --checkpoint-every steps.
+///
+/// Example (the shipped Fashion-MNIST model; see models/fashion-mnist-dit/README.md):
+///   dmgd pretrain --out runs/my-dit --preset DiT-Ti/4 --steps 3000 --batch-size 32 --lr 3e-4
 #[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Run directory: model.json + ema.safetensors (the model), train-state.* (to resume).
     #[arg(long)]

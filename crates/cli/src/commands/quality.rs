@@ -19,6 +19,7 @@ use std::path::PathBuf;
 ///   dmgd quality --images runs/fmnist-dit-ipc100 --images fashion-mnist \
 ///     --classifier runs/eval-full/net-set0-run0.safetensors
 #[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Image set(s) to judge: an ImageFolder, a `dmgd distill`/`sample` output, or
     /// `fashion-mnist` (the real training split: the reference distance). Repeat for several.
