@@ -190,6 +190,22 @@ pub fn run(args: Args) -> Result<()> {
             };
             let trained = dmgd_student::train_and_test(set, &test, &cfg, &mut |p| {
                 bar.inc(1);
+                // Logs (output not a terminal) get a line per tenth of the run and per test.
+                let tenth = (p.epochs / 10).max(1);
+                if bar.is_hidden() && (p.test_accuracy.is_some() || p.epoch % tenth == 0) {
+                    eprintln!(
+                        "set {} run {} epoch {}/{}: train loss {:.4}, lr {}, {}{:.0} s",
+                        s + 1,
+                        r + 1,
+                        p.epoch,
+                        p.epochs,
+                        p.train_loss,
+                        p.lr,
+                        p.test_accuracy
+                            .map_or(String::new(), |a| format!("test {a:.2}%, ")),
+                        p.seconds
+                    );
+                }
                 if let Some(acc) = p.test_accuracy {
                     bar.set_message(format!(
                         "set {}/{} run {}/{}: test {acc:.2}%",
