@@ -15,8 +15,6 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The model shipped with the repository (pixel-space Fashion-MNIST DiT).
-pub const DEFAULT_MODEL: &str = "models/fashion-mnist-dit";
 /// Images per row of `grid.png` at most.
 const GRID_COLUMNS: usize = 10;
 
@@ -33,9 +31,10 @@ pub struct Args {
     /// Output ImageFolder (refused if it exists, unless --overwrite).
     #[arg(long)]
     out: PathBuf,
-    /// DiT checkpoint: a run directory (its ema.safetensors) or a .safetensors / .pt file.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
+    /// DiT checkpoint: a `dmgd pretrain` directory (its ema.safetensors) or a .safetensors /
+    /// .pt file (as `distill --dit`). Default: the shipped Fashion-MNIST model.
+    #[arg(long, alias = "model")]
+    dit: Option<PathBuf>,
     /// SD VAE weights (diffusers AutoencoderKL) for latent models; none = pixel space.
     #[arg(long)]
     vae: Option<PathBuf>,
@@ -104,10 +103,14 @@ pub fn run(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
 
     // Load model:
-    let weights = if args.model.is_dir() {
-        args.model.join(EMA_FILE)
+    let model = args
+        .dit
+        .clone()
+        .unwrap_or_else(super::distill::default_model_dir);
+    let weights = if model.is_dir() {
+        model.join(EMA_FILE)
     } else {
-        args.model.clone()
+        model
     };
     let dit = load_dit(&weights, None, &device)
         .with_context(|| format!("loading the DiT {}", weights.display()))?;
