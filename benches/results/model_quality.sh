@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Quality of the shipped Fashion-MNIST DiT (issue 3), judged by a ConvNet-3 trained on the full
+# real training split (`dmgd eval --save-nets`, 10 epochs of the dc protocol, seed 0):
+#  - agreement: the share of 1,000 samples (100 per class, default CFG 4, 50 steps) that it
+#    classifies as the class they were conditioned on;
+#  - Fréchet distance in its penultimate features (2048-d) between N generated images
+#    (N/10 per class; default 10,000) and the 10,000 real test images, next to the same distance
+#    between the 60,000 real training images and the test images.
+#
+#   benches/results/model_quality.sh                       # MODEL defaults to the shipped one
+#   N=2000 MODEL=runs/dit-ti4-cont benches/results/model_quality.sh
+set -euo pipefail
+DMGD=${DMGD:-target/release/dmgd}
+MODEL=${MODEL:-models/fashion-mnist-dit}
+N=${N:-10000}
+NET=${NET:-runs/eval-full-e10/net-set0-run0.safetensors}
+TAG=${TAG:-$(basename "$MODEL")}
+if [ ! -f "$NET" ]; then
+  "$DMGD" eval --train fashion-mnist --epochs 10 --test-every 10 --repeats 1 --seed 0 \
+    --out runs/eval-full-e10 --save-nets
+fi
+start=$(date +%s)
+"$DMGD" sample --dit "$MODEL" --ipc 100 --seed 0 --out "runs/quality-$TAG-ipc100" --overwrite
+echo "1,000 samples: $(( $(date +%s) - start )) s wall"
+sets=(--images "runs/quality-$TAG-ipc100")
+if [ "$N" -gt 1000 ]; then
+  start=$(date +%s)
+  "$DMGD" sample --dit "$MODEL" --ipc $((N / 10)) --seed 1 --out "runs/quality-$TAG-n$N" --overwrite
+  echo "$N samples: $(( $(date +%s) - start )) s wall"
+  sets+=(--images "runs/quality-$TAG-n$N")
+fi
+"$DMGD" quality "${sets[@]}" --images fashion-mnist --classifier "$NET" \
+  --out "runs/quality-$TAG.json"
