@@ -8,7 +8,7 @@ use crate::manifest::{sha256_file, Manifest};
 use anyhow::{bail, Context, Result};
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::ImageSet;
-use dmgd_student::frechet::{frechet_distance, Gaussian};
+use dmgd_student::frechet::{FrechetReference, Gaussian};
 use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let reference_accuracy = classifier.accuracy(&reference)?;
-    let reference_gaussian = fit(&classifier, &reference)?;
+    let reference_gaussian = FrechetReference::new(fit(&classifier, &reference)?);
     eprintln!(
         "classifier: {reference_accuracy:.2}% on the {} reference images",
         reference.len()
@@ -126,7 +126,7 @@ pub fn run(args: Args) -> Result<()> {
             hits[y] += usize::from(p == y);
         }
         let percent = |h: usize, n: usize| 100.0 * h as f64 / n.max(1) as f64;
-        let distance = frechet_distance(&fit(&classifier, &images)?, &reference_gaussian);
+        let distance = reference_gaussian.distance(&fit(&classifier, &images)?);
         eprintln!("{spec}: {} images judged", images.len());
         sets.push(SetQuality {
             images: source.describe(),
