@@ -25,15 +25,13 @@ for ipc in "${@:-1 10 50}"; do
   if [ -z "${PER_SET:-}" ]; then
     "$DMGD" eval "${sets[@]}" "${common[@]}" --seed 0 --out "runs/eval-random-ipc$ipc"
   else
-    # One eval per set, so each finished set leaves its eval.json; set i gets network seed
-    # 1000 i, what the single eval above gives it.
-    i=0
+    # One eval per set, so each finished set leaves its eval.json; set <seed> gets network
+    # seed 1000 seed, what the single eval above gives it when SEEDS is 0..4.
     for seed in $SEEDS; do
       s0=$(date +%s)
-      "$DMGD" eval --train "runs/random-ipc$ipc-s$seed" "${common[@]}" --seed $((1000 * i)) \
+      "$DMGD" eval --train "runs/random-ipc$ipc-s$seed" "${common[@]}" --seed $((1000 * seed)) \
         --out "runs/eval-random-ipc$ipc-s$seed"
       echo "IPC $ipc set $seed: $(( $(date +%s) - s0 )) s wall"
-      i=$((i + 1))
     done
   fi
   echo "IPC $ipc: $(( $(date +%s) - start )) s wall"
