@@ -231,10 +231,7 @@ pub fn run(args: Args) -> Result<()> {
             });
             if args.save_nets {
                 let path = out.join(format!("net-set{s}-run{r}.safetensors"));
-                let tmp = dmgd_data::atomic::temp_sibling(&path);
-                trained.classifier.save(&tmp)?;
-                std::fs::rename(&tmp, &path)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                trained.classifier.save(&path)?;
             }
             set_runs.push(trained.report);
         }

@@ -389,9 +389,7 @@ fn embedding_network(
 
     // Cache: weights first, sidecar last, each renamed into place; the sidecar marks a
     // complete entry.
-    let tmp = dmgd_data::atomic::temp_sibling(&weights);
-    trained.classifier.save(&tmp)?;
-    std::fs::rename(&tmp, &weights).with_context(|| format!("writing {}", weights.display()))?;
+    trained.classifier.save(&weights)?;
     dmgd_data::atomic::write_file(&sidecar, &serde_json::to_vec_pretty(&training)?)?;
 
     let dim = trained.classifier.net().feature_dim();

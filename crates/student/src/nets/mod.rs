@@ -180,14 +180,20 @@ impl Net {
         self.trainable().iter().map(|(_, v)| v.elem_count()).sum()
     }
 
-    /// Writes all variables (parameters and buffers) as safetensors, keyed like the torch module.
+    /// Writes all variables (parameters and buffers) as safetensors, keyed like the torch
+    /// module; through a temporary name, so `path` is never half-written.
     pub fn save(&self, path: &Path) -> std::result::Result<(), StudentError> {
+        let tmp = dmgd_data::atomic::temp_sibling(path);
         self.vars
-            .save(path)
+            .save(&tmp)
             .map_err(|source| StudentError::Weights {
                 path: path.to_path_buf(),
                 source,
-            })
+            })?;
+        std::fs::rename(&tmp, path).map_err(|e| StudentError::Weights {
+            path: path.to_path_buf(),
+            source: candle_core::Error::wrap(e),
+        })
     }
 
     /// Loads weights saved by `save` for a net of the same spec. Every key must be present
