@@ -115,6 +115,7 @@ fn train(name: &str, repeats: usize) -> f64 {
         seed: 0,
         checkpoint_every: usize::MAX,
         dataset_fingerprint: String::new(),
+        init: None,
     };
     let mut trainer = Trainer::new(tc, &Device::Cpu).unwrap();
     trainer.train_step(&data).unwrap(); // warm-up

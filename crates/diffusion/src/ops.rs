@@ -54,20 +54,27 @@ fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&
 
 /// exp(x) for x in about [-87, 88]: 2^n * p(r), r = x - n ln 2, |r| <= ln2 / 2, degree-6
 /// Taylor polynomial (relative error ~2e-7).
+///
+/// n is rounded by adding 1.5 * 2^23, which leaves n in the low mantissa bits: integer maths
+/// on those bits builds 2^n. A saturating `n as i32` would instead compile to one scalar
+/// conversion per lane and stop the loop from vectorising.
 #[inline(always)]
 fn fast_exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND_MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E).round();
+    let shifted = x * LOG2E + ROUND_MAGIC;
+    let n = shifted - ROUND_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    p * scale
+    // n (two's complement, in [-126, 127]) + 127 is the biased exponent of 2^n.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND_MAGIC.to_bits());
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// tanh(u) = 1 - 2 / (exp(2u) + 1), saturating for |u| > 9 where tanh is 1 to f32 precision.
@@ -172,19 +179,69 @@ impl CustomOp2 for GeluTanhBackward {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Float reductions with 16 independent partial sums: one running sum is a serial dependency
+/// that LLVM must keep in order, which leaves the whole loop scalar.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn sum_lanes(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder().iter().sum::<f32>();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn dot_lanes(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let rest: f32 = (xs.remainder().iter().zip(ys.remainder()))
+        .map(|(x, y)| x * y)
+        .sum();
+    for (xc, yc) in xs.zip(ys) {
+        for ((a, x), y) in acc.iter_mut().zip(xc).zip(yc) {
+            *a += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn max_lanes(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter().copied().fold(rest, f32::max)
+}
+
+/// y = (x - mean) / sqrt(var + eps) per row; y holds the centred row while var is summed.
 #[inline(always)]
 fn layer_norm_rows_kernel(x: &[f32], y: &mut [f32], dim: usize, eps: f32) {
     for (x, y) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)) {
-        let mean = x.iter().sum::<f32>() / dim as f32;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;
-        let inv = 1.0 / (var + eps).sqrt();
+        let mean = sum_lanes(x) / dim as f32;
         for (y, x) in y.iter_mut().zip(x) {
-            *y = (x - mean) * inv;
+            *y = x - mean;
         }
+        let inv = 1.0 / (dot_lanes(y, y) / dim as f32 + eps).sqrt();
+        y.iter_mut().for_each(|y| *y *= inv);
     }
 }
 
-/// dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), per row.
+/// dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), per row; dx holds x_hat first.
 #[inline(always)]
 fn layer_norm_bwd_rows_kernel(x: &[f32], g: &[f32], dx: &mut [f32], dim: usize, eps: f32) {
     for ((x, g), dx) in x
@@ -192,19 +249,16 @@ fn layer_norm_bwd_rows_kernel(x: &[f32], g: &[f32], dx: &mut [f32], dim: usize, 
         .zip(g.chunks_exact(dim))
         .zip(dx.chunks_exact_mut(dim))
     {
-        let mean = x.iter().sum::<f32>() / dim as f32;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        let mut g_mean = 0f32;
-        let mut gx_mean = 0f32;
-        for (x, g) in x.iter().zip(g) {
-            g_mean += g;
-            gx_mean += g * (x - mean) * inv;
+        let mean = sum_lanes(x) / dim as f32;
+        for (dx, x) in dx.iter_mut().zip(x) {
+            *dx = x - mean;
         }
-        g_mean /= dim as f32;
-        gx_mean /= dim as f32;
-        for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
-            *dx = inv * (g - g_mean - (x - mean) * inv * gx_mean);
+        let inv = 1.0 / (dot_lanes(dx, dx) / dim as f32 + eps).sqrt();
+        dx.iter_mut().for_each(|dx| *dx *= inv);
+        let g_mean = sum_lanes(g) / dim as f32;
+        let gx_mean = dot_lanes(g, dx) / dim as f32;
+        for (dx, g) in dx.iter_mut().zip(g) {
+            *dx = inv * (g - g_mean - *dx * gx_mean);
         }
     }
 }
@@ -274,13 +328,11 @@ impl CustomOp2 for LayerNormNoAffineBackward {
 #[inline(always)]
 fn softmax_rows_kernel(x: &[f32], y: &mut [f32], dim: usize) {
     for (x, y) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)) {
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
+        let max = max_lanes(x);
         for (y, x) in y.iter_mut().zip(x) {
             *y = fast_exp(x - max);
-            sum += *y;
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / sum_lanes(y);
         y.iter_mut().for_each(|y| *y *= inv);
     }
 }
@@ -293,7 +345,7 @@ fn softmax_bwd_rows_kernel(y: &[f32], g: &[f32], dx: &mut [f32], dim: usize) {
         .zip(g.chunks_exact(dim))
         .zip(dx.chunks_exact_mut(dim))
     {
-        let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+        let dot = dot_lanes(y, g);
         for ((dx, y), g) in dx.iter_mut().zip(y).zip(g) {
             *dx = y * (g - dot);
         }
@@ -405,6 +457,18 @@ mod tests {
             "backward {}",
             max_abs_diff(ga, gb)
         );
+    }
+
+    #[test]
+    fn fast_exp_matches_libm_over_its_range() {
+        let worst = (0..=17_500)
+            .map(|i| -87.0 + i as f32 * 0.01)
+            .map(|x| ((fast_exp(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs())
+            .fold(0f64, f64::max);
+        assert!(worst < 1e-6, "relative error {worst}");
+        assert_eq!(fast_exp(0.0), 1.0);
+        // A NaN must reach the sampler's finiteness check.
+        assert!(fast_exp(f32::NAN).is_nan());
     }
 
     #[test]

@@ -36,10 +36,7 @@ impl PatchEmbed {
         )?;
         let bias = vb.get_with_hints(d, "bias", Init::Const(0.0))?;
         Ok(PatchEmbed {
-            proj: Linear {
-                weight: weight.reshape((d, fan_in))?,
-                bias,
-            },
+            proj: Linear::from_weight(weight.reshape((d, fan_in))?, bias)?,
             patch_size: p,
             in_channels: c,
             conv_weight_shape: (d, c, p, p),
@@ -48,7 +45,7 @@ impl PatchEmbed {
 
     /// The conv weight in checkpoint layout (D, C, p, p).
     pub fn conv_weight(&self) -> Result<Tensor> {
-        self.proj.weight.reshape(self.conv_weight_shape)
+        self.proj.weight()?.reshape(self.conv_weight_shape)
     }
 
     /// (N, C, H, W) -> (N, T, D), tokens in row-major (h, w) order.

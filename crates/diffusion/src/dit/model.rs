@@ -45,7 +45,27 @@ impl Dit {
     /// Loads every weight from `vb`, `pos_embed` included (checkpoint layout).
     pub fn load(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
         let pos_embed = vb.get((1, cfg.num_patches(), cfg.hidden_size), "pos_embed")?;
-        Self::build(cfg, vb, pos_embed)
+        let mut dit = Self::build(cfg, vb, pos_embed)?;
+        // `vb` is gone, so each layer's original is freed as soon as it is copied.
+        dit.freeze()?;
+        Ok(dit)
+    }
+
+    /// Lays every linear weight out for inference (`Linear::freeze`); loaded weights only.
+    fn freeze(&mut self) -> Result<()> {
+        self.x_embedder.proj.freeze()?;
+        self.t_embedder.mlp_0.freeze()?;
+        self.t_embedder.mlp_2.freeze()?;
+        for block in &mut self.blocks {
+            block.attn.qkv.freeze()?;
+            block.attn.proj.freeze()?;
+            block.mlp.fc1.freeze()?;
+            block.mlp.fc2.freeze()?;
+            block.ada_ln_modulation_1.freeze()?;
+        }
+        self.final_layer.ada_ln_modulation_1.freeze()?;
+        self.final_layer.linear.freeze()?;
+        Ok(())
     }
 
     /// A fresh model for training: weights from `vb` (a `VarMap` builder, DiT initialisation),
@@ -166,8 +186,9 @@ impl Dit {
         let mut out: Vec<(String, Tensor)> = Vec::new();
         let push_linear =
             |prefix: &str, l: &super::linear::Linear, out: &mut Vec<(String, Tensor)>| {
-                out.push((format!("{prefix}.weight"), l.weight.clone()));
+                out.push((format!("{prefix}.weight"), l.weight()?.contiguous()?));
                 out.push((format!("{prefix}.bias"), l.bias.clone()));
+                Ok::<(), candle_core::Error>(())
             };
         out.push((
             "x_embedder.proj.weight".into(),
@@ -178,29 +199,29 @@ impl Dit {
             self.x_embedder.proj.bias.clone(),
         ));
         out.push(("pos_embed".into(), self.pos_embed.clone()));
-        push_linear("t_embedder.mlp.0", &self.t_embedder.mlp_0, &mut out);
-        push_linear("t_embedder.mlp.2", &self.t_embedder.mlp_2, &mut out);
+        push_linear("t_embedder.mlp.0", &self.t_embedder.mlp_0, &mut out)?;
+        push_linear("t_embedder.mlp.2", &self.t_embedder.mlp_2, &mut out)?;
         out.push((
             "y_embedder.embedding_table.weight".into(),
             self.y_embedder.embedding_table.clone(),
         ));
         for (i, b) in self.blocks.iter().enumerate() {
-            push_linear(&format!("blocks.{i}.attn.qkv"), &b.attn.qkv, &mut out);
-            push_linear(&format!("blocks.{i}.attn.proj"), &b.attn.proj, &mut out);
-            push_linear(&format!("blocks.{i}.mlp.fc1"), &b.mlp.fc1, &mut out);
-            push_linear(&format!("blocks.{i}.mlp.fc2"), &b.mlp.fc2, &mut out);
+            push_linear(&format!("blocks.{i}.attn.qkv"), &b.attn.qkv, &mut out)?;
+            push_linear(&format!("blocks.{i}.attn.proj"), &b.attn.proj, &mut out)?;
+            push_linear(&format!("blocks.{i}.mlp.fc1"), &b.mlp.fc1, &mut out)?;
+            push_linear(&format!("blocks.{i}.mlp.fc2"), &b.mlp.fc2, &mut out)?;
             push_linear(
                 &format!("blocks.{i}.adaLN_modulation.1"),
                 &b.ada_ln_modulation_1,
                 &mut out,
-            );
+            )?;
         }
         push_linear(
             "final_layer.adaLN_modulation.1",
             &self.final_layer.ada_ln_modulation_1,
             &mut out,
-        );
-        push_linear("final_layer.linear", &self.final_layer.linear, &mut out);
+        )?;
+        push_linear("final_layer.linear", &self.final_layer.linear, &mut out)?;
         Ok(out
             .into_iter()
             .map(|(k, v)| (k, v.to_dtype(DType::F32).unwrap_or(v)))
