@@ -14,10 +14,10 @@ cd "$(dirname "$0")/../.."
 ipc=${1:-2}
 dit=${2:-models/fashion-mnist-dit}
 cargo build --release -q -p dmgd-cli
-bin=target/release/dmgd
+bin=${CARGO_TARGET_DIR:-target}/release/dmgd
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-export RAYON_NUM_THREADS=1
+export RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1
 # Supports are computed once (and cached) before timing anything.
 for seed in 0 1; do
   $bin distill --dit "$dit" --ipc 1 --steps 2 --seed $seed --out "$out/warm$seed" --cache-dir "$out/cache" >/dev/null
