@@ -19,7 +19,7 @@ DSA_EPOCHS=${DSA_EPOCHS:-1000}
 AUGMENTS=${AUGMENTS:-"none dsa"}
 METHODS=${METHODS:-"random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"}
 cargo build --release -q -p dmgd-cli
-bin=target/release/dmgd
+bin=${CARGO_TARGET_DIR:-target}/release/dmgd
 mkdir -p "$out"
 
 method_flags() {
