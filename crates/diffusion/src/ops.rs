@@ -2,9 +2,15 @@
 //! the last dimension. candle's fused `layer_norm` / `softmax_last_dim` have no backward and its
 //! tanh-GELU runs as scalar libm calls (CPU-NOTES.md); these keep training on one fast path.
 //!
+//! Also the per-sample broadcasts of adaLN (modulate, gated residual) and the bias add. Their
+//! backward sums over tokens (or rows) in one contiguous pass; candle's reduction over a
+//! broadcast dimension was 11 % of a training step (docs/BENCH-diffusion.md).
+//!
 //! On devices other than the CPU every op falls back to composed candle ops (same maths).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
+};
 use rayon::prelude::*;
 
 /// sqrt(2 / pi), the constant of the tanh approximation of GELU.
@@ -406,6 +412,328 @@ impl CustomOp2 for SoftmaxBackward {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Per-sample broadcasts over tokens: x (N, T, D) with a (N, D) operand.
+
+/// x * (1 + scale) + shift for x (N, T, D) and shift, scale (N, D) (adaLN), differentiable.
+pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    if !fused_f32(&[x, shift, scale]) {
+        return x
+            .broadcast_mul(&(scale.unsqueeze(1)? + 1.0)?)?
+            .broadcast_add(&shift.unsqueeze(1)?);
+    }
+    x.contiguous()?
+        .apply_op3(&shift.contiguous()?, &scale.contiguous()?, Modulate)
+}
+
+/// x + y * gate for x, y (N, T, D) and gate (N, D) (adaLN-Zero's gated residual),
+/// differentiable.
+pub fn gated_add(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
+    if !fused_f32(&[x, y, gate]) {
+        return x + y.broadcast_mul(&gate.unsqueeze(1)?)?;
+    }
+    x.contiguous()?
+        .apply_op3(&y.contiguous()?, &gate.contiguous()?, GatedAdd)
+}
+
+/// y + bias for y (R, D) and bias (D), differentiable.
+pub fn add_bias(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if !fused_f32(&[y, bias]) {
+        return y.broadcast_add(bias);
+    }
+    y.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
+}
+
+/// The fused broadcast ops pay off in training only: their backward replaces candle's strided
+/// reductions (a training step 1.24x faster), but without gradients candle's own broadcast ops
+/// were faster (DiT-Ti/4 forward 0.244 s composed vs 0.266 s fused, docs/BENCH-diffusion.md).
+fn fused_f32(tensors: &[&Tensor]) -> bool {
+    tensors.iter().any(|t| t.track_op())
+        && tensors
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// (N, T, D) of x's layout; a (R, D) matrix counts as N = 1, T = R.
+fn ntd(layout: &Layout) -> Result<(usize, usize, usize)> {
+    match *layout.shape().dims() {
+        [n, t, d] => Ok((n, t, d)),
+        [r, d] => Ok((1, r, d)),
+        ref dims => candle_core::bail!("expected (N, T, D) or (R, D), got {dims:?}"),
+    }
+}
+
+/// Sum over tokens of `a` (or of a * b): (N, T, D) -> (N, D), one pass per sample.
+fn sum_over_tokens(a: &[f32], b: Option<&[f32]>, (n, t, d): (usize, usize, usize)) -> Vec<f32> {
+    let mut out = vec![0f32; n * d];
+    out.par_chunks_mut(d.max(1))
+        .enumerate()
+        .for_each(|(i, acc)| {
+            let rows = i * t * d..(i + 1) * t * d;
+            match b {
+                None => a[rows].chunks_exact(d).for_each(|row| add_row(acc, row)),
+                Some(b) => a[rows.clone()]
+                    .chunks_exact(d)
+                    .zip(b[rows].chunks_exact(d))
+                    .for_each(|(a, b)| add_product_row(acc, a, b)),
+            }
+        });
+    out
+}
+
+#[inline(always)]
+fn add_row_kernel(acc: &mut [f32], row: &[f32]) {
+    acc.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+}
+
+#[inline(always)]
+fn add_product_row_kernel(acc: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((s, a), b) in acc.iter_mut().zip(a).zip(b) {
+        *s += a * b;
+    }
+}
+multiversion!(add_row, add_row_kernel, (acc: &mut [f32], row: &[f32]));
+multiversion!(add_product_row, add_product_row_kernel, (acc: &mut [f32], a: &[f32], b: &[f32]));
+
+/// d(sum over tokens of a [* b]) as a custom op, so the backward of the ops below stays fused.
+struct SumOverTokens;
+
+impl CustomOp1 for SumOverTokens {
+    fn name(&self) -> &'static str {
+        "sum-over-tokens"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, t, d) = ntd(l)?;
+        let out = sum_over_tokens(f32_slice(s, l, self.name())?, None, (n, t, d));
+        let shape = if l.dims().len() == 3 {
+            Shape::from((n, d))
+        } else {
+            Shape::from(d)
+        };
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+struct SumOfProductsOverTokens;
+
+impl CustomOp2 for SumOfProductsOverTokens {
+    fn name(&self) -> &'static str {
+        "sum-of-products-over-tokens"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, t, d) = ntd(l1)?;
+        let (a, b) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        Ok((
+            CpuStorage::F32(sum_over_tokens(a, Some(b), (n, t, d))),
+            Shape::from((n, d)),
+        ))
+    }
+}
+
+fn check_per_sample(op: &str, operands: &[&[f32]], len: usize) -> Result<()> {
+    if operands.iter().any(|o| o.len() != len) {
+        candle_core::bail!("{op}: per-sample operands must be (N, D) with {len} elements");
+    }
+    Ok(())
+}
+
+/// A new (rows, d) buffer filled in parallel: `f(row, sample, out_row)` gets each row's index
+/// and its sample (row / tokens).
+fn fill_rows(
+    len: usize,
+    d: usize,
+    tokens: usize,
+    f: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; len];
+    let per_task = rows_per_task(d);
+    out.par_chunks_mut(per_task * d)
+        .enumerate()
+        .for_each(|(task, rows)| {
+            for (r, out_row) in rows.chunks_exact_mut(d).enumerate() {
+                let row = task * per_task + r;
+                f(row, row / tokens, out_row);
+            }
+        });
+    out
+}
+
+#[inline(always)]
+fn modulate_row_kernel(x: &[f32], shift: &[f32], scale: &[f32], y: &mut [f32]) {
+    for (((y, x), sh), sc) in y.iter_mut().zip(x).zip(shift).zip(scale) {
+        *y = x * (sc + 1.0) + sh;
+    }
+}
+
+#[inline(always)]
+fn gated_add_row_kernel(x: &[f32], y: &[f32], gate: &[f32], out: &mut [f32]) {
+    for (((o, x), y), g) in out.iter_mut().zip(x).zip(y).zip(gate) {
+        *o = x + y * g;
+    }
+}
+
+#[inline(always)]
+fn add_row_to_kernel(y: &[f32], bias: &[f32], out: &mut [f32]) {
+    for ((o, y), b) in out.iter_mut().zip(y).zip(bias) {
+        *o = y + b;
+    }
+}
+multiversion!(modulate_row, modulate_row_kernel, (x: &[f32], shift: &[f32], scale: &[f32], y: &mut [f32]));
+multiversion!(gated_add_row, gated_add_row_kernel, (x: &[f32], y: &[f32], gate: &[f32], out: &mut [f32]));
+multiversion!(add_row_to, add_row_to_kernel, (y: &[f32], bias: &[f32], out: &mut [f32]));
+
+struct Modulate;
+
+impl CustomOp3 for Modulate {
+    fn name(&self) -> &'static str {
+        "modulate"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let (shift, scale) = (
+            f32_slice(s2, l2, self.name())?,
+            f32_slice(s3, l3, self.name())?,
+        );
+        let (n, t, d) = ntd(l1)?;
+        check_per_sample(self.name(), &[shift, scale], n * d)?;
+        let y = fill_rows(x.len(), d, t, |row, sample, y| {
+            let x = &x[row * d..(row + 1) * d];
+            let (sh, sc) = (
+                &shift[sample * d..(sample + 1) * d],
+                &scale[sample * d..(sample + 1) * d],
+            );
+            modulate_row(x, sh, sc, y);
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _shift: &Tensor,
+        scale: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = grad.broadcast_mul(&(scale.unsqueeze(1)? + 1.0)?)?;
+        let dshift = grad.apply_op1_no_bwd(&SumOverTokens)?;
+        let dscale = grad.apply_op2_no_bwd(x, &SumOfProductsOverTokens)?;
+        Ok((Some(dx), Some(dshift), Some(dscale)))
+    }
+}
+
+struct GatedAdd;
+
+impl CustomOp3 for GatedAdd {
+    fn name(&self) -> &'static str {
+        "gated-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, y) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        let gate = f32_slice(s3, l3, self.name())?;
+        let (n, t, d) = ntd(l1)?;
+        check_per_sample(self.name(), &[gate], n * d)?;
+        if y.len() != x.len() {
+            candle_core::bail!("{}: x and y differ in size", self.name());
+        }
+        let out = fill_rows(x.len(), d, t, |row, sample, out| {
+            let (x, y) = (&x[row * d..(row + 1) * d], &y[row * d..(row + 1) * d]);
+            let g = &gate[sample * d..(sample + 1) * d];
+            gated_add_row(x, y, g, out);
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        y: &Tensor,
+        gate: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dy = grad.broadcast_mul(&gate.unsqueeze(1)?)?;
+        let dgate = grad.apply_op2_no_bwd(y, &SumOfProductsOverTokens)?;
+        Ok((Some(grad), Some(dy), Some(dgate)))
+    }
+}
+
+struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, bias) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        let d = bias.len();
+        if l1.dims().last() != Some(&d) {
+            candle_core::bail!("{}: bias of {d} for rows of {:?}", self.name(), l1.dims());
+        }
+        let out = fill_rows(y.len(), d, 1, |row, _, out| {
+            let y = &y[row * d..(row + 1) * d];
+            add_row_to(y, bias, out);
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _y: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dbias = grad.apply_op1_no_bwd(&SumOverTokens)?;
+        Ok((Some(grad), Some(dbias)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +797,80 @@ mod tests {
         assert_eq!(fast_exp(0.0), 1.0);
         // A NaN must reach the sampler's finiteness check.
         assert!(fast_exp(f32::NAN).is_nan());
+    }
+
+    /// Each broadcast op against its composed form: forward and the gradient of every input.
+    fn check_broadcast(
+        dims: &[&[usize]],
+        fused: impl Fn(&[Tensor]) -> Result<Tensor>,
+        composed: impl Fn(&[Tensor]) -> Result<Tensor>,
+    ) {
+        let vars: Vec<Var> = dims
+            .iter()
+            .map(|d| Var::from_tensor(&Tensor::randn(0f32, 1., *d, &Device::Cpu).unwrap()).unwrap())
+            .collect();
+        let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let (a, b) = (fused(&inputs).unwrap(), composed(&inputs).unwrap());
+        assert!(
+            max_abs_diff(&a, &b) < 1e-5,
+            "forward {}",
+            max_abs_diff(&a, &b)
+        );
+        let w = Tensor::randn(0f32, 1., a.dims(), &Device::Cpu).unwrap();
+        let ga = (a * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (b * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        for (i, v) in vars.iter().enumerate() {
+            let (ga, gb) = (ga.get(v).unwrap(), gb.get(v).unwrap());
+            assert_eq!(ga.dims(), gb.dims());
+            assert!(
+                max_abs_diff(ga, gb) < 1e-4,
+                "input {i}: {}",
+                max_abs_diff(ga, gb)
+            );
+        }
+    }
+
+    #[test]
+    fn modulate_matches_composed_ops() {
+        // 3 samples x 37 tokens x 40 channels: several rayon tasks, a sample split across them.
+        check_broadcast(
+            &[&[3, 37, 40], &[3, 40], &[3, 40]],
+            |t| modulate(&t[0], &t[1], &t[2]),
+            |t| {
+                t[0].broadcast_mul(&(t[2].unsqueeze(1)? + 1.0)?)?
+                    .broadcast_add(&t[1].unsqueeze(1)?)
+            },
+        );
+    }
+
+    #[test]
+    fn gated_add_matches_composed_ops() {
+        check_broadcast(
+            &[&[3, 37, 40], &[3, 37, 40], &[3, 40]],
+            |t| gated_add(&t[0], &t[1], &t[2]),
+            |t| &t[0] + t[1].broadcast_mul(&t[2].unsqueeze(1)?)?,
+        );
+    }
+
+    #[test]
+    fn add_bias_matches_composed_ops() {
+        check_broadcast(
+            &[&[111, 40], &[40]],
+            |t| add_bias(&t[0], &t[1]),
+            |t| t[0].broadcast_add(&t[1]),
+        );
+    }
+
+    #[test]
+    fn broadcast_ops_name_a_shape_mismatch() {
+        // Variables, so that the fused ops (training) run rather than candle's.
+        let x = Var::zeros((2, 3, 4), DType::F32, &Device::Cpu).unwrap();
+        let wrong = Tensor::zeros((2, 5), DType::F32, &Device::Cpu).unwrap();
+        let err = modulate(&x, &wrong, &wrong).unwrap_err().to_string();
+        assert!(err.contains("modulate") && err.contains("(N, D)"), "{err}");
+        let rows = x.flatten_to(1).unwrap();
+        let err = add_bias(&rows, &wrong.flatten_all().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("add-bias"), "{err}");
     }
 
     #[test]

@@ -2,15 +2,9 @@
 
 use super::linear::{Linear, LinearInit};
 use super::{DitConfig, LAYER_NORM_EPS};
-use crate::ops::{gelu_tanh, layer_norm_no_affine, softmax_last_dim};
+use crate::ops::{gated_add, gelu_tanh, layer_norm_no_affine, modulate, softmax_last_dim};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-
-/// x * (1 + scale) + shift, with (N, D) modulation broadcast over the T tokens of (N, T, D).
-fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    x.broadcast_mul(&(scale.unsqueeze(1)? + 1.0)?)?
-        .broadcast_add(&shift.unsqueeze(1)?)
-}
 
 /// Multi-head self-attention (timm `Attention`, qkv with bias), qkv split as (3, heads, head_dim).
 #[derive(Debug, Clone)]
@@ -110,19 +104,13 @@ impl DitBlock {
             shift_msa,
             scale_msa,
         )?;
-        let x = (x + self
-            .attn
-            .forward(&h)?
-            .broadcast_mul(&gate_msa.unsqueeze(1)?)?)?;
+        let x = gated_add(x, &self.attn.forward(&h)?, gate_msa)?;
         let h = modulate(
             &layer_norm_no_affine(&x, LAYER_NORM_EPS)?,
             shift_mlp,
             scale_mlp,
         )?;
-        &x + self
-            .mlp
-            .forward(&h)?
-            .broadcast_mul(&gate_mlp.unsqueeze(1)?)?
+        gated_add(&x, &self.mlp.forward(&h)?, gate_mlp)
     }
 }
 
