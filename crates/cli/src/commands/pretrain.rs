@@ -16,7 +16,8 @@ use std::path::PathBuf;
 /// `train-state.*` (what `--resume` needs) every --checkpoint-every steps.
 ///
 /// Example (the shipped Fashion-MNIST model; see models/fashion-mnist-dit/README.md):
-///   dmgd pretrain --out runs/my-dit --preset DiT-Ti/4 --steps 3000 --batch-size 32 --lr 3e-4
+///   dmgd pretrain --out runs/my-dit --preset DiT-Ti/4 --steps 3000 --batch-size 32 --lr 3e-4 \
+///     --horizontal-flip false
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -45,7 +46,10 @@ pub struct Args {
     ema_decay: f64,
     #[arg(long, default_value_t = CLASS_DROPOUT_PROB)]
     class_dropout_prob: f64,
-    /// Random left-right flips of the training images (DiT does this).
+    /// Random left-right flips of the training images (DiT does this, for ImageNet). Turn it
+    /// off (`--horizontal-flip false`) for data whose images share one orientation, such as
+    /// Fashion-MNIST: its shoes all point left, and a model trained with flips draws
+    /// mirrored ones, which a classifier of real shoes rejects (models/fashion-mnist-dit).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     horizontal_flip: bool,
     #[arg(long, default_value_t = 0)]
