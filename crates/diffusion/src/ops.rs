@@ -495,7 +495,7 @@ fn add_product_row_kernel(acc: &mut [f32], a: &[f32], b: &[f32]) {
 multiversion!(add_row, add_row_kernel, (acc: &mut [f32], row: &[f32]));
 multiversion!(add_product_row, add_product_row_kernel, (acc: &mut [f32], a: &[f32], b: &[f32]));
 
-/// d(sum over tokens of a [* b]) as a custom op, so the backward of the ops below stays fused.
+/// Sum over tokens, (N, T, D) -> (N, D) (or (R, D) -> (D)): the shift and bias gradients.
 struct SumOverTokens;
 
 impl CustomOp1 for SumOverTokens {
@@ -515,6 +515,7 @@ impl CustomOp1 for SumOverTokens {
     }
 }
 
+/// Sum over tokens of a * b, (N, T, D) x2 -> (N, D): the scale and gate gradients.
 struct SumOfProductsOverTokens;
 
 impl CustomOp2 for SumOfProductsOverTokens {
