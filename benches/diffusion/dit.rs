@@ -16,6 +16,12 @@ use dmgd_diffusion::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
 use std::time::Instant;
 
+// The dmgd binary's allocator and settings, so that the timings are the product's.
+#[path = "../../crates/cli/src/allocator.rs"]
+mod allocator;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -198,6 +204,7 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
+    allocator::keep_freed_memory();
     let workload = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))

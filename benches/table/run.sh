@@ -7,6 +7,9 @@
 # Environment knobs (defaults = the full table, many hours on 2 CPU cores):
 #   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
 #   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"
+#   TEST_EVERY=<epochs> (test once, after the last epoch: the protocol reports final accuracy)
+#   DMGD=<binary> (default: build this checkout)
+# Two chains with disjoint METHODS may share OUT_DIR (cells are separate directories).
 # Then: python3 benches/table/summarize.py OUT_DIR > docs/RESULTS-distill.md
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,8 +21,10 @@ EPOCHS=${EPOCHS:-300}
 DSA_EPOCHS=${DSA_EPOCHS:-1000}
 AUGMENTS=${AUGMENTS:-"none dsa"}
 METHODS=${METHODS:-"random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"}
-cargo build --release -q -p dmgd-cli
-bin=${CARGO_TARGET_DIR:-target}/release/dmgd
+if [ -z "${DMGD:-}" ]; then
+  cargo build --release -q -p dmgd-cli
+fi
+bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
 mkdir -p "$out"
 
 method_flags() {
@@ -47,7 +52,7 @@ for ipc in $IPCS; do
       cell="$out/eval/$method-ipc$ipc-$augment"
       [ -f "$cell/eval.json" ] && continue
       $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$augment" --epochs "$epochs" \
-        --repeats "$REPEATS" --out "$cell" --overwrite
+        --test-every "${TEST_EVERY:-$epochs}" --repeats "$REPEATS" --out "$cell" --overwrite
     done
   done
 done

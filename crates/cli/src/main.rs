@@ -1,10 +1,15 @@
 //! `dmgd`: training-free dataset distillation with diffusion models.
 
+mod allocator;
 mod commands;
 mod dataset;
 mod manifest;
 
 use clap::{Parser, Subcommand};
+
+// mimalloc, set up by `allocator` (why: there).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Training-free dataset distillation with diffusion models (DMGD).
 ///
@@ -29,6 +34,7 @@ enum Command {
 }
 
 fn main() {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pretrain(args) => commands::pretrain::run(args),
