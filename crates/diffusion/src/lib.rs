@@ -6,6 +6,7 @@ pub mod dit;
 pub mod error;
 pub mod gaussian;
 pub mod ops;
+pub mod optim;
 pub mod sampler;
 pub mod train;
 

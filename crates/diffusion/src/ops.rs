@@ -360,6 +360,18 @@ fn softmax_bwd_rows_kernel(y: &[f32], g: &[f32], dx: &mut [f32], dim: usize) {
 multiversion!(softmax_rows, softmax_rows_kernel, (x: &[f32], y: &mut [f32], dim: usize));
 multiversion!(softmax_bwd_rows, softmax_bwd_rows_kernel, (y: &[f32], g: &[f32], dx: &mut [f32], dim: usize));
 
+/// The gradient of softmax's input from its output `probs` and the gradient `grad` of that
+/// output (a plain computation: it records no backward itself).
+pub(crate) fn softmax_last_dim_backward(probs: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    if !probs.device().is_cpu() || probs.dtype() != DType::F32 {
+        let dot = (grad * probs)?.sum_keepdim(D::Minus1)?;
+        return probs * grad.broadcast_sub(&dot)?;
+    }
+    probs
+        .contiguous()?
+        .apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)
+}
+
 struct SoftmaxLastDim;
 
 impl CustomOp1 for SoftmaxLastDim {

@@ -9,6 +9,7 @@
 use crate::dit::{Dit, DitConfig};
 use crate::error::{DiffusionError, Result};
 use crate::gaussian::{randn, GaussianDiffusion};
+use crate::optim::{self, AdamW};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use dmgd_data::{pixels::u8_to_model, ImageSet};
@@ -354,23 +355,18 @@ impl Trainer {
 
     /// AdamW (decoupled weight decay); the moments hold detached values only.
     fn adamw_update(&mut self, grads: &candle_core::backprop::GradStore) -> Result<()> {
-        let cfg = &self.config;
-        let t = self.step as i32;
-        let (bc1, bc2) = (1.0 - ADAM_BETA1.powi(t), 1.0 - ADAM_BETA2.powi(t));
-        for k in 0..self.vars.len() {
-            let (_, var) = &self.vars[k];
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let g = g.detach();
-            let m = ((&self.adam_m[k] * ADAM_BETA1)? + (&g * (1.0 - ADAM_BETA1))?)?;
-            let v = ((&self.adam_v[k] * ADAM_BETA2)? + (g.sqr()? * (1.0 - ADAM_BETA2))?)?;
-            let w = var.as_tensor().detach();
-            let step = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + ADAM_EPS)?)?;
-            let new_w = ((&w * (1.0 - cfg.lr * cfg.weight_decay))? - (step * cfg.lr)?)?;
-            var.set(&new_w)?;
-            self.adam_m[k] = m.detach();
-            self.adam_v[k] = v.detach();
+        let adamw = AdamW {
+            lr: self.config.lr,
+            weight_decay: self.config.weight_decay,
+            beta1: ADAM_BETA1,
+            beta2: ADAM_BETA2,
+            eps: ADAM_EPS,
+            step: self.step as i32,
+        };
+        for (k, (_, var)) in self.vars.iter().enumerate() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                adamw.update(var, &mut self.adam_m[k], &mut self.adam_v[k], &g.detach())?;
+            }
         }
         Ok(())
     }
@@ -378,9 +374,8 @@ impl Trainer {
     fn ema_update(&mut self) -> Result<()> {
         let s = self.step as f64;
         let decay = self.config.ema_decay.min((1.0 + s) / (10.0 + s));
-        for (k, (_, var)) in self.vars.iter().enumerate() {
-            self.ema[k] =
-                ((&self.ema[k] * decay)? + (var.as_tensor().detach() * (1.0 - decay))?)?.detach();
+        for (ema, (_, var)) in self.ema.iter_mut().zip(&self.vars) {
+            optim::ema_update(ema, var.as_tensor(), decay)?;
         }
         Ok(())
     }

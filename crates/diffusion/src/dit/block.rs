@@ -1,50 +1,11 @@
-//! The DiT block (adaLN-Zero) and the final layer, with their attention and MLP.
+//! The DiT block (adaLN-Zero) and the final layer, with the block's MLP.
 
+use super::attention::Attention;
 use super::linear::{Linear, LinearInit};
 use super::{DitConfig, LAYER_NORM_EPS};
-use crate::ops::{gated_add, gelu_tanh, layer_norm_no_affine, modulate, softmax_last_dim};
+use crate::ops::{gated_add, gelu_tanh, layer_norm_no_affine, modulate};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-
-/// Multi-head self-attention (timm `Attention`, qkv with bias), qkv split as (3, heads, head_dim).
-#[derive(Debug, Clone)]
-pub struct Attention {
-    pub qkv: Linear,
-    pub proj: Linear,
-    num_heads: usize,
-}
-
-impl Attention {
-    pub fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
-        let d = cfg.hidden_size;
-        Ok(Attention {
-            qkv: Linear::new(d, 3 * d, LinearInit::XavierUniform, vb.pp("qkv"))?,
-            proj: Linear::new(d, d, LinearInit::XavierUniform, vb.pp("proj"))?,
-            num_heads: cfg.num_heads,
-        })
-    }
-
-    /// (N, T, D) -> (N, T, D).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, t, d) = x.dims3()?;
-        let (h, hd) = (self.num_heads, d / self.num_heads);
-        let qkv = self
-            .qkv
-            .forward(x)? // (N, T, 3D)
-            .reshape((n, t, 3, h, hd))?
-            .permute((2, 0, 3, 1, 4))?; // (3, N, H, T, hd)
-        let q = (qkv.get(0)?.contiguous()? * (hd as f64).powf(-0.5))?; // (N, H, T, hd)
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let attn = softmax_last_dim(&q.matmul(&k.t()?)?)?; // (N, H, T, T)
-        let out = attn
-            .matmul(&v)? // (N, H, T, hd)
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((n, t, d))?; // (N, T, D)
-        self.proj.forward(&out)
-    }
-}
 
 /// timm `Mlp`: fc1 -> GELU (tanh approximation) -> fc2.
 #[derive(Debug, Clone)]

@@ -1,12 +1,14 @@
 //! DiT (Peebles & Xie, "Scalable Diffusion Models with Transformers"): configuration, the
 //! preset registry, and the model (DESIGN.md §2). Field names equal the official checkpoint keys.
 
+mod attention;
 mod block;
 mod embed;
 mod linear;
 mod model;
 
-pub use block::{Attention, DitBlock, FinalLayer, Mlp};
+pub use attention::{multi_head_attention, Attention};
+pub use block::{DitBlock, FinalLayer, Mlp};
 pub use embed::{
     pos_embed_2d, timestep_frequency_embedding, LabelEmbedder, PatchEmbed, TimestepEmbedder,
 };
