@@ -1,33 +1,91 @@
-"""Turns the cells of benches/table/run.sh into a Markdown table (stdout)."""
-import glob, json, os, sys
+"""Turns the cells of benches/table/run.sh into Markdown tables (stdout).
+
+    python3 benches/table/summarize.py [OUT_DIR]      (default runs/table)
+
+Accuracy per (method, IPC, augmentation), the comparisons the issue asks for (DMGD against
+`dit` and `random`, outside one standard deviation or not), and the wall time of each stage
+read from the manifests.
+"""
+import glob, json, os, statistics, sys
 
 PUBLISHED = {  # DESIGN.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
     "random real (published)": (51.4, 73.8, 82.5), "DC": (70.5, 82.3, 83.6), "DSA": (70.6, 84.6, 88.7),
     "DM": (71.5, 83.6, 88.2), "MTT": (75.1, 87.2, 88.3),
 }
+ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd"]
 out = sys.argv[1] if len(sys.argv) > 1 else "runs/table"
-cells = {}
-for path in sorted(glob.glob(os.path.join(out, "eval", "*", "eval.json"))):
-    name = os.path.basename(os.path.dirname(path))
-    method, rest = name.rsplit("-ipc", 1)
-    ipc, augment = rest.split("-", 1)
+
+
+def details(path):
     r = json.load(open(path))
-    s = r["details"]["summary"] if "details" in r else r["summary"]
-    cells[(method, int(ipc), augment)] = (s, r.get("seconds", float("nan")))
+    return r["details"] if "details" in r else r
+
+
+cells = {}  # (method, ipc, augment) -> eval details
+for path in sorted(glob.glob(os.path.join(out, "eval", "*", "eval.json"))):
+    method, rest = os.path.basename(os.path.dirname(path)).rsplit("-ipc", 1)
+    ipc, augment = rest.split("-", 1)
+    cells[(method, int(ipc), augment)] = details(path)
+
+sets = {}  # (method, ipc) -> [distill seconds per seed]
+for path in sorted(glob.glob(os.path.join(out, "sets", "*", "manifest.json"))):
+    method, rest = os.path.basename(os.path.dirname(path)).rsplit("-ipc", 1)
+    ipc = int(rest.split("-seed")[0])
+    sets.setdefault((method, ipc), []).append(details(path).get("seconds", float("nan")))
+
+methods = sorted({k[0] for k in cells}, key=lambda m: ORDER.index(m) if m in ORDER else 99)
 ipcs = sorted({k[1] for k in cells})
+
+
+def acc(c):
+    a = c["summary"]["final_accuracy"]
+    return a["mean"], a["std"], c["summary"]["runs"]
+
+
 for augment in ("none", "dsa"):
-    rows = sorted({k[0] for k in cells if k[2] == augment})
+    rows = [m for m in methods if any((m, i, augment) in cells for i in ipcs)]
     if not rows:
         continue
-    print(f"\n### ConvNet-3, dc protocol, augmentation: {augment} (final-epoch accuracy %, mean ± std)\n")
+    print(f"\n### ConvNet-3, dc protocol, augmentation {augment}: final-epoch test accuracy (%)\n")
+    print("mean ± sample std over (generation seed, network) pairs; runs in brackets.\n")
     print("| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |")
     print("|---|" + "---|" * len(ipcs))
     for m in rows:
         vals = []
         for i in ipcs:
             c = cells.get((m, i, augment))
-            vals.append(f"{c[0]['final_accuracy']['mean']:.1f} ± {c[0]['final_accuracy']['std']:.1f} ({c[0]['runs']} runs)" if c else "—")
+            vals.append("{:.2f} ± {:.2f} ({})".format(*acc(c)) if c else "—")
         print(f"| {m} | " + " | ".join(vals) + " |")
+
+    print(f"\nDMGD against the baselines (augmentation {augment}): difference of means, and whether")
+    print("it exceeds the larger of the two standard deviations.\n")
+    print("| IPC | baseline | DMGD − baseline | outside one std |")
+    print("|---|---|---|---|")
+    for i in ipcs:
+        d = cells.get(("dmgd", i, augment))
+        for base in ("dit", "random"):
+            b = cells.get((base, i, augment))
+            if not (d and b):
+                continue
+            (dm, ds, _), (bm, bs, _) = acc(d), acc(b)
+            print(f"| {i} | {base} | {dm - bm:+.2f} | {'yes' if abs(dm - bm) > max(ds, bs) else 'no'} |")
+
+print("\n### Wall time of each stage (seconds, this machine)\n")
+print("Distillation: mean over generation seeds of the whole `dmgd distill` (support points,")
+print("sampling, writing). Evaluation: one network, 300 epochs (dc) or 1000 (dsa), one test pass.\n")
+print("| method | IPC | distill per set | eval per network (none) | eval per network (dsa) |")
+print("|---|---|---|---|---|")
+for m in methods:
+    for i in ipcs:
+        if not any((m, i, a) in cells for a in ("none", "dsa")) and (m, i) not in sets:
+            continue
+        dist = statistics.mean(sets[(m, i)]) if (m, i) in sets else float("nan")
+        per_net = []
+        for a in ("none", "dsa"):
+            c = cells.get((m, i, a))
+            per_net.append(f"{c['seconds'] / c['summary']['runs']:.0f}" if c else "—")
+        print(f"| {m} | {i} | {dist:.0f} | {per_net[0]} | {per_net[1]} |")
+
 print("\n### Published (DESIGN.md §9)\n")
 print("| method | IPC 1 | IPC 10 | IPC 50 |\n|---|---|---|---|")
 for m, v in PUBLISHED.items():

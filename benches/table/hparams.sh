@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The hyper-parameter study of issue 5: DMGD at IPC 10 with one knob moved at a time from the
+# reference defaults (rho 0.5, K 10, beta_n 0.06, CFG 4.0, OT window [30, 45]), evaluated
+# like the main table (ConvNet-3, dc protocol, no augmentation, final-epoch accuracy). The
+# defaults' row is the main table's `dmgd` IPC-10 cell (benches/table/run.sh).
+#
+#   benches/table/hparams.sh [OUT_DIR]          (default runs/hparams; resumable)
+#
+# Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
+# About 13 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~6 min.
+# Then: python3 benches/table/summarize_hparams.py OUT_DIR
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-runs/hparams}
+SEEDS=${SEEDS:-"0 1"}
+REPEATS=${REPEATS:-1}
+EPOCHS=${EPOCHS:-300}
+STUDY=${STUDY:-"rho0.05=--rho 0.05;rho0.2=--rho 0.2;rho2=--rho 2;\
+K5=--support-points 5;K20=--support-points 20;K50=--support-points 50;\
+betan0=--beta-n 0;betan0.2=--beta-n 0.2;\
+cfg1=--cfg-scale 1;cfg2=--cfg-scale 2;cfg6=--cfg-scale 6;\
+window20-45=--ot-window 20 45;window35-45=--ot-window 35 45;window30-49=--ot-window 30 49"}
+if [ -z "${DMGD:-}" ]; then
+  cargo build --release -q -p dmgd-cli
+fi
+bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
+mkdir -p "$out"
+
+IFS=';' read -ra settings <<< "$STUDY"
+for setting in "${settings[@]}"; do
+  name=${setting%%=*}
+  read -ra flags <<< "${setting#*=}"
+  sets=()
+  for seed in $SEEDS; do
+    set_dir="$out/sets/$name-seed$seed"
+    if [ ! -f "$set_dir/manifest.json" ]; then
+      $bin distill --method dmgd --ipc 10 --seed "$seed" "${flags[@]}" --out "$set_dir" --resume
+    fi
+    sets+=(--train "$set_dir")
+  done
+  cell="$out/eval/$name"
+  [ -f "$cell/eval.json" ] && continue
+  $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment none --epochs "$EPOCHS" \
+    --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --overwrite
+done
+echo "done: python3 benches/table/summarize_hparams.py $out"

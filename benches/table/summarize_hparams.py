@@ -1,0 +1,26 @@
+"""The hyper-parameter study of benches/table/hparams.sh as a Markdown table (stdout).
+
+    python3 benches/table/summarize_hparams.py [OUT_DIR] [TABLE_DIR]
+
+TABLE_DIR (default runs/table) supplies the defaults' row: its `dmgd` IPC-10 cell.
+"""
+import glob, json, os, sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "runs/hparams"
+table = sys.argv[2] if len(sys.argv) > 2 else "runs/table"
+
+
+def row(name, path):
+    r = json.load(open(path))
+    d = r["details"] if "details" in r else r
+    a = d["summary"]["final_accuracy"]
+    return f"| {name} | {a['mean']:.2f} ± {a['std']:.2f} | {d['summary']['runs']} |"
+
+
+print("| setting (one knob moved from the defaults) | final acc (%) | runs |")
+print("|---|---|---|")
+default = os.path.join(table, "eval", "dmgd-ipc10-none", "eval.json")
+if os.path.exists(default):
+    print(row("defaults: rho 0.5, K 10, beta_n 0.06, CFG 4, window [30, 45]", default))
+for path in sorted(glob.glob(os.path.join(out, "eval", "*", "eval.json"))):
+    print(row(os.path.basename(os.path.dirname(path)), path))
