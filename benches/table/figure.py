@@ -1,7 +1,7 @@
 """Accuracy against IPC per method, from the cells of benches/table/run.sh (needs matplotlib).
 
     python3 benches/table/figure.py [OUT_DIR] [PNG] [AUGMENT]
-    (defaults: runs/table, docs/img/table-accuracy-vs-ipc.png, none)
+    (defaults: benches/results/table, docs/img/table-accuracy-vs-ipc.png, none)
 
 Error bars are one sample standard deviation; the published DSA and random-real rows of
 DESIGN.md §9 are drawn dashed for reference.
@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-out = sys.argv[1] if len(sys.argv) > 1 else "runs/table"
+out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
 png = sys.argv[2] if len(sys.argv) > 2 else "docs/img/table-accuracy-vs-ipc.png"
 augment = sys.argv[3] if len(sys.argv) > 3 else "none"
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd"]

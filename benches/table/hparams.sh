@@ -8,7 +8,8 @@
 #
 # Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
 # About 13 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~6 min.
-# Then: python3 benches/table/summarize_hparams.py OUT_DIR
+# Finished cells are copied into RESULTS (default benches/results/hparams, committed) and are
+# not run again. Then: python3 benches/table/summarize_hparams.py
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/hparams}
@@ -24,12 +25,14 @@ if [ -z "${DMGD:-}" ]; then
   cargo build --release -q -p dmgd-cli
 fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
-mkdir -p "$out"
+RESULTS=${RESULTS:-benches/results/hparams}
+mkdir -p "$out" "$RESULTS"
 
 IFS=';' read -ra settings <<< "$STUDY"
 for setting in "${settings[@]}"; do
   name=${setting%%=*}
   read -ra flags <<< "${setting#*=}"
+  [ -f "$RESULTS/eval/$name/eval.json" ] && continue
   sets=()
   for seed in $SEEDS; do
     set_dir="$out/sets/$name-seed$seed"
@@ -39,8 +42,11 @@ for setting in "${settings[@]}"; do
     sets+=(--train "$set_dir")
   done
   cell="$out/eval/$name"
-  [ -f "$cell/eval.json" ] && continue
-  $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment none --epochs "$EPOCHS" \
-    --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --overwrite
+  if [ ! -f "$cell/eval.json" ]; then
+    $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment none --epochs "$EPOCHS" \
+      --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --overwrite
+  fi
+  mkdir -p "$RESULTS/eval/$name"
+  cp "$cell"/eval.json "$cell"/eval.md "$cell"/manifest.json "$RESULTS/eval/$name/"
 done
-echo "done: python3 benches/table/summarize_hparams.py $out"
+echo "done: python3 benches/table/summarize_hparams.py"

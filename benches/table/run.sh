@@ -4,13 +4,17 @@
 #
 #   benches/table/run.sh [OUT_DIR]          (default runs/table; resumable: finished cells are kept)
 #
+# Each finished cell's eval.json, eval.md and manifest.json, and each set's manifest.json, are
+# copied into RESULTS (default benches/results/table, committed): the table outlives the
+# machine, and a cell found there is not run again (nor are its sets distilled).
+#
 # Environment knobs (defaults = the full table, many hours on 2 CPU cores):
 #   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
 #   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"
 #   TEST_EVERY=<epochs> (test once, after the last epoch: the protocol reports final accuracy)
 #   DMGD=<binary> (default: build this checkout)
 # Two chains with disjoint METHODS may share OUT_DIR (cells are separate directories).
-# Then: python3 benches/table/summarize.py OUT_DIR > docs/RESULTS-distill.md
+# Then: python3 benches/table/summarize.py (reads RESULTS) and benches/table/figure.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/table}
@@ -25,7 +29,8 @@ if [ -z "${DMGD:-}" ]; then
   cargo build --release -q -p dmgd-cli
 fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
-mkdir -p "$out"
+RESULTS=${RESULTS:-benches/results/table}
+mkdir -p "$out" "$RESULTS"
 
 method_flags() {
   case $1 in
@@ -35,8 +40,21 @@ method_flags() {
   esac
 }
 
+# Copies the small files of a finished run directory $1 into $RESULTS/$2.
+save() {
+  mkdir -p "$RESULTS/$2"
+  for f in eval.json eval.md manifest.json; do
+    if [ -f "$1/$f" ]; then cp "$1/$f" "$RESULTS/$2/$f"; fi
+  done
+}
+
 for ipc in $IPCS; do
   for method in $METHODS; do
+    missing=0
+    for augment in $AUGMENTS; do
+      [ -f "$RESULTS/eval/$method-ipc$ipc-$augment/eval.json" ] || missing=1
+    done
+    [ "$missing" = 0 ] && continue
     sets=()
     for seed in $SEEDS; do
       set_dir="$out/sets/$method-ipc$ipc-seed$seed"
@@ -45,15 +63,21 @@ for ipc in $IPCS; do
         $bin distill $(method_flags "$method") --ipc "$ipc" --seed "$seed" --out "$set_dir" --resume
       fi
       sets+=(--train "$set_dir")
+      save "$set_dir" "sets/$method-ipc$ipc-seed$seed"
     done
     for augment in $AUGMENTS; do
       epochs=$EPOCHS
       [ "$augment" = dsa ] && epochs=$DSA_EPOCHS
-      cell="$out/eval/$method-ipc$ipc-$augment"
-      [ -f "$cell/eval.json" ] && continue
-      $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$augment" --epochs "$epochs" \
-        --test-every "${TEST_EVERY:-$epochs}" --repeats "$REPEATS" --out "$cell" --overwrite
+      name="$method-ipc$ipc-$augment"
+      cell="$out/eval/$name"
+      [ -f "$RESULTS/eval/$name/eval.json" ] && continue
+      if [ ! -f "$cell/eval.json" ]; then
+        $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$augment" \
+          --epochs "$epochs" --test-every "${TEST_EVERY:-$epochs}" --repeats "$REPEATS" \
+          --out "$cell" --overwrite
+      fi
+      save "$cell" "eval/$name"
     done
   done
 done
-echo "done: python3 benches/table/summarize.py $out"
+echo "done: python3 benches/table/summarize.py $RESULTS"

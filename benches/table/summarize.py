@@ -1,6 +1,6 @@
 """Turns the cells of benches/table/run.sh into Markdown tables (stdout).
 
-    python3 benches/table/summarize.py [OUT_DIR]      (default runs/table)
+    python3 benches/table/summarize.py [RESULTS]      (default benches/results/table)
 
 Accuracy per (method, IPC, augmentation), the comparisons the issue asks for (DMGD against
 `dit` and `random`, outside one standard deviation or not), and the wall time of each stage
@@ -13,7 +13,7 @@ PUBLISHED = {  # DESIGN.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
     "DM": (71.5, 83.6, 88.2), "MTT": (75.1, 87.2, 88.3),
 }
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd"]
-out = sys.argv[1] if len(sys.argv) > 1 else "runs/table"
+out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
 
 
 def details(path):

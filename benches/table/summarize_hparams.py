@@ -1,13 +1,13 @@
 """The hyper-parameter study of benches/table/hparams.sh as a Markdown table (stdout).
 
-    python3 benches/table/summarize_hparams.py [OUT_DIR] [TABLE_DIR]
+    python3 benches/table/summarize_hparams.py [RESULTS] [TABLE_RESULTS]
 
-TABLE_DIR (default runs/table) supplies the defaults' row: its `dmgd` IPC-10 cell.
+TABLE_RESULTS (default benches/results/table) supplies the defaults' row: its `dmgd` IPC-10 cell.
 """
 import glob, json, os, sys
 
-out = sys.argv[1] if len(sys.argv) > 1 else "runs/hparams"
-table = sys.argv[2] if len(sys.argv) > 2 else "runs/table"
+out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/hparams"
+table = sys.argv[2] if len(sys.argv) > 2 else "benches/results/table"
 
 
 def row(name, path):
