@@ -165,6 +165,14 @@ impl DistillConfig {
         if self.t_lower >= self.t_upper || self.t_upper >= 1000 {
             return fail("t-lower / t-upper", "t-lower < t-upper < 1000");
         }
+        // Above t-upper the soft label is beta_n * noise alone; with beta_n 0 it is all zeros and
+        // its standardisation divides by a zero std (sampling diverged in the study that tried it).
+        if self.uses_soft_labels() && !(self.beta_n > 0.0) {
+            return fail(
+                "beta-n",
+                "a positive number with Semantic Matching on (the exploration phase's label is beta-n x noise)",
+            );
+        }
         if self.support_points == 0 {
             return fail("support-points", "at least 1");
         }
@@ -218,5 +226,16 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().unwrap_err().contains("t-lower"));
+        let cfg = DistillConfig {
+            beta_n: 0.0,
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("beta-n"));
+        let cfg = DistillConfig {
+            beta_n: 0.0,
+            semantic: false,
+            ..Default::default()
+        };
+        assert_eq!(cfg.validate(), Ok(()));
     }
 }
