@@ -38,15 +38,15 @@ impl AdamW {
         if in_place_ok(&[w, m, v, g]) {
             m.inplace_op2(
                 g,
-                &Moment {
-                    beta: self.beta1,
+                &Blend {
+                    keep: self.beta1,
                     squared: false,
                 },
             )?;
             v.inplace_op2(
                 g,
-                &Moment {
-                    beta: self.beta2,
+                &Blend {
+                    keep: self.beta2,
                     squared: true,
                 },
             )?;
@@ -68,7 +68,13 @@ impl AdamW {
 /// ema <- ema * decay + w * (1 - decay).
 pub fn ema_update(ema: &mut Tensor, w: &Tensor, decay: f64) -> Result<()> {
     if in_place_ok(&[ema, w]) {
-        return ema.inplace_op2(w, &Lerp { decay });
+        return ema.inplace_op2(
+            w,
+            &Blend {
+                keep: decay,
+                squared: false,
+            },
+        );
     }
     *ema = ((&*ema * decay)? + (w.detach() * (1.0 - decay))?)?.detach();
     Ok(())
@@ -102,34 +108,34 @@ fn contiguous_mut<'a>(
     }
 }
 
-/// m <- m * beta + g * (1 - beta), or with g^2 (the second moment).
-struct Moment {
-    beta: f64,
+/// x <- x * keep + y * (1 - keep), or with y^2: AdamW's moments and the EMA.
+struct Blend {
+    keep: f64,
     squared: bool,
 }
 
-impl InplaceOp2 for Moment {
+impl InplaceOp2 for Blend {
     fn name(&self) -> &'static str {
-        "adamw-moment"
+        "blend"
     }
 
     fn cpu_fwd(
         &self,
         dst: &mut CpuStorage,
         dst_l: &Layout,
-        g: &CpuStorage,
-        g_l: &Layout,
+        y: &CpuStorage,
+        y_l: &Layout,
     ) -> Result<()> {
-        let m = contiguous_mut(dst, dst_l, self.name())?;
-        let g = contiguous(g, g_l, self.name())?;
-        let (beta, rest) = (self.beta as f32, (1.0 - self.beta) as f32);
+        let x = contiguous_mut(dst, dst_l, self.name())?;
+        let y = contiguous(y, y_l, self.name())?;
+        let (keep, take) = (self.keep as f32, (1.0 - self.keep) as f32);
         let squared = self.squared;
-        m.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .for_each(|(m, g)| {
-                for (m, &g) in m.iter_mut().zip(g) {
-                    let g = if squared { g * g } else { g };
-                    *m = (*m * beta + 0.0) + (g * rest + 0.0);
+        x.par_chunks_mut(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .for_each(|(x, y)| {
+                for (x, &y) in x.iter_mut().zip(y) {
+                    let y = if squared { y * y } else { y };
+                    *x = (*x * keep + 0.0) + (y * take + 0.0);
                 }
             });
         Ok(())
@@ -168,37 +174,6 @@ impl InplaceOp3 for WeightStep {
                     let denom = (v * inv_bc2 + 0.0).sqrt() * 1.0 + eps;
                     let step = (m * inv_bc1 + 0.0) / denom;
                     *w = (*w * shrink + 0.0) - (step * lr + 0.0);
-                }
-            });
-        Ok(())
-    }
-}
-
-/// ema <- ema * decay + w * (1 - decay).
-struct Lerp {
-    decay: f64,
-}
-
-impl InplaceOp2 for Lerp {
-    fn name(&self) -> &'static str {
-        "ema-update"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-    ) -> Result<()> {
-        let ema = contiguous_mut(dst, dst_l, self.name())?;
-        let w = contiguous(w, w_l, self.name())?;
-        let (keep, take) = (self.decay as f32, (1.0 - self.decay) as f32);
-        ema.par_chunks_mut(CHUNK)
-            .zip(w.par_chunks(CHUNK))
-            .for_each(|(e, w)| {
-                for (e, &w) in e.iter_mut().zip(w) {
-                    *e = (*e * keep + 0.0) + (w * take + 0.0);
                 }
             });
         Ok(())
