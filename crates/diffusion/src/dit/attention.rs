@@ -12,6 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, 
 use candle_nn::VarBuilder;
 use std::sync::Mutex;
 
+/// `blocks.N.attn`.
 #[derive(Debug, Clone)]
 pub struct Attention {
     pub qkv: Linear,
@@ -31,9 +32,9 @@ impl Attention {
 
     /// (N, T, D) -> (N, T, D).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let heads = self.qkv.forward(x)?; // (N, T, 3D)
+        let qkv = self.qkv.forward(x)?; // (N, T, 3D)
         self.proj
-            .forward(&multi_head_attention(&heads, self.num_heads)?)
+            .forward(&multi_head_attention(&qkv, self.num_heads)?)
     }
 }
 
