@@ -8,6 +8,7 @@
 #   benches/table/hparams.sh [OUT_DIR]          (default runs/hparams; resumable)
 #
 # Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
+# (flags that start with --method replace `--method dmgd`, e.g. "dit-cfg2=--method dit --cfg-scale 2")
 # About 13 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~6 min.
 # Finished cells are copied into RESULTS (default benches/results/hparams, committed) and are
 # not run again. Then: python3 benches/table/summarize_hparams.py
@@ -38,7 +39,9 @@ for setting in "${settings[@]}"; do
   for seed in $SEEDS; do
     set_dir="$out/sets/$name-seed$seed"
     if [ ! -f "$set_dir/manifest.json" ]; then
-      $bin distill --method dmgd --ipc 10 --seed "$seed" "${flags[@]}" --out "$set_dir" --resume
+      method=(--method dmgd) # a setting may name another method first: "dit-cfg2=--method dit ..."
+      [ "${flags[0]:-}" = --method ] && method=()
+      $bin distill "${method[@]}" --ipc 10 --seed "$seed" "${flags[@]}" --out "$set_dir" --resume
     fi
     sets+=(--train "$set_dir")
   done
