@@ -6,6 +6,7 @@
 //! arithmetic operation by operation (`t * c` is `t * c + 0`, `t / c` is `t * (1 / c) + 0`), so
 //! both paths give the same bits; the composed one serves other devices.
 
+use crate::ops::f32_slice;
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
@@ -86,13 +87,6 @@ fn in_place_ok(tensors: &[&Tensor]) -> bool {
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&storage.as_slice::<f32>()?[start..end]),
-        None => candle_core::bail!("{op}: expects contiguous tensors"),
-    }
-}
-
 fn contiguous_mut<'a>(
     storage: &'a mut CpuStorage,
     layout: &Layout,
@@ -127,7 +121,7 @@ impl InplaceOp2 for Blend {
         y_l: &Layout,
     ) -> Result<()> {
         let x = contiguous_mut(dst, dst_l, self.name())?;
-        let y = contiguous(y, y_l, self.name())?;
+        let y = f32_slice(y, y_l, self.name())?;
         let (keep, take) = (self.keep as f32, (1.0 - self.keep) as f32);
         let squared = self.squared;
         x.par_chunks_mut(CHUNK)
@@ -160,8 +154,8 @@ impl InplaceOp3 for WeightStep {
         v_l: &Layout,
     ) -> Result<()> {
         let w = contiguous_mut(dst, dst_l, self.name())?;
-        let m = contiguous(m, m_l, self.name())?;
-        let v = contiguous(v, v_l, self.name())?;
+        let m = f32_slice(m, m_l, self.name())?;
+        let v = f32_slice(v, v_l, self.name())?;
         let a = self.0;
         let (bc1, bc2) = a.bias_corrections();
         let (inv_bc1, inv_bc2) = ((1.0 / bc1) as f32, (1.0 / bc2) as f32);

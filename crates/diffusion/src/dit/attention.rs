@@ -86,14 +86,8 @@ impl CustomOp1 for FusedAttention {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{}: expects a contiguous input", self.name())
-        };
-        let qkv = Tensor::from_slice(
-            &storage.as_slice::<f32>()?[start..end],
-            layout.shape(),
-            &Device::Cpu,
-        )?;
+        let data = crate::ops::f32_slice(storage, layout, self.name())?;
+        let qkv = Tensor::from_slice(data, layout.shape(), &Device::Cpu)?;
         let (out, probs) = attention_forward(&qkv, self.num_heads)?;
         *self.probs.lock().expect("attention probabilities lock") = Some(probs);
         let shape = out.shape().clone();
