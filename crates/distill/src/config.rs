@@ -150,6 +150,48 @@ impl DistillConfig {
         )
     }
 
+    /// The keys this run's method never reads. The manifest lists them, so that the `rho` of a
+    /// `dit` set is not taken for an active setting.
+    pub fn unused_keys(&self) -> Vec<&'static str> {
+        const SAMPLING: [&str; 5] = [
+            "steps",
+            "cfg-scale",
+            "cfg-channels",
+            "clip-denoised",
+            "class-batch",
+        ];
+        const SEMANTIC: [&str; 5] = ["t-upper", "t-lower", "beta-n", "beta-s", "noise"];
+        const DISTRIBUTION: [&str; 6] = [
+            "support-points",
+            "rho",
+            "sinkhorn-eps",
+            "sinkhorn-iterations",
+            "sinkhorn-log-domain",
+            "ot-window",
+        ];
+        let mut unused = Vec::new();
+        if self.method != Method::Dmgd {
+            unused.extend(["semantic", "distribution"]);
+        }
+        if self.method == Method::Random {
+            unused.extend(SAMPLING);
+        }
+        if !self.uses_soft_labels() {
+            unused.extend(SEMANTIC);
+        }
+        if !self.uses_ot() {
+            unused.extend(DISTRIBUTION);
+        }
+        // k-means finds DMGD's support points and mgd3's modes.
+        if !self.uses_ot() && self.method != Method::Mgd3 {
+            unused.push("kmeans-iterations");
+        }
+        if self.method != Method::Mgd3 {
+            unused.extend(["mode-lambda", "mode-stop"]);
+        }
+        unused
+    }
+
     /// Checks values a user could set wrong; names the key and what was expected.
     pub fn validate(&self) -> Result<(), String> {
         let fail = |key: &str, expected: &str| Err(format!("`{key}`: expected {expected}"));
@@ -237,5 +279,58 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(cfg.validate(), Ok(()));
+    }
+
+    #[test]
+    fn unused_keys_follow_the_method() {
+        let keys = |cfg: &DistillConfig| cfg.unused_keys();
+        let json = serde_json::to_value(DistillConfig::default()).unwrap();
+        let all: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys(&DistillConfig::default()),
+            ["mode-lambda", "mode-stop"]
+        );
+        for method in [Method::Dit, Method::Mgd3, Method::Random] {
+            let cfg = DistillConfig {
+                method,
+                ..Default::default()
+            };
+            for key in keys(&cfg) {
+                assert!(all.iter().any(|k| *k == key), "{key} is not a config key");
+            }
+        }
+        let dit = keys(&DistillConfig {
+            method: Method::Dit,
+            ..Default::default()
+        });
+        assert!(dit.contains(&"rho") && dit.contains(&"beta-n") && dit.contains(&"semantic"));
+        assert!(!dit.contains(&"cfg-scale") && !dit.contains(&"seed"));
+        let mgd3 = keys(&DistillConfig {
+            method: Method::Mgd3,
+            ..Default::default()
+        });
+        assert!(!mgd3.contains(&"kmeans-iterations") && !mgd3.contains(&"mode-lambda"));
+        assert!(mgd3.contains(&"support-points"));
+        let no_semantic = keys(&DistillConfig {
+            semantic: false,
+            ..Default::default()
+        });
+        assert_eq!(
+            no_semantic,
+            [
+                "t-upper",
+                "t-lower",
+                "beta-n",
+                "beta-s",
+                "noise",
+                "mode-lambda",
+                "mode-stop"
+            ]
+        );
+        let random = keys(&DistillConfig {
+            method: Method::Random,
+            ..Default::default()
+        });
+        assert!(random.contains(&"steps") && !random.contains(&"ipc"));
     }
 }

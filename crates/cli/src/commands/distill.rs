@@ -224,6 +224,8 @@ fn serde_plain<T: serde::de::DeserializeOwned>(
 #[derive(serde::Serialize)]
 struct DistillManifest<'a> {
     config: &'a DistillConfig,
+    /// Keys of `config` this method never reads.
+    unused_keys: Vec<&'static str>,
     shard: String,
     device: String,
     dit: Option<ModelRecord>,
@@ -337,6 +339,7 @@ pub fn run(args: Args) -> Result<()> {
     dmgd_data::grid::write_class_grid(&images, config.ipc, &run_dir.grid_path())?;
     let manifest = DistillManifest {
         config: &config,
+        unused_keys: config.unused_keys(),
         shard: args.shard.to_string(),
         device: args.device.clone(),
         dit: Some(ModelRecord {
@@ -403,6 +406,7 @@ fn copy_random(
     dmgd_data::grid::write_class_grid(&subset, config.ipc, &staged_run.grid_path())?;
     let manifest = DistillManifest {
         config,
+        unused_keys: config.unused_keys(),
         shard: Shard::WHOLE.to_string(),
         device: "cpu".into(),
         dit: None,

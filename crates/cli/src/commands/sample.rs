@@ -226,7 +226,8 @@ pub fn run(args: Args) -> Result<()> {
 
     // Write outputs:
     image_folder::write(&set, &args.out, args.overwrite)?;
-    write_grid(&set, &labels, args.ipc, &args.out.join("grid.png"))?;
+    let image_count = set.len();
+    write_grid(set, &labels, args.ipc, &args.out.join("grid.png"))?;
     let seconds_total = started.elapsed().as_secs_f64();
     Manifest::new(SampleManifest {
         model: weights.clone(),
@@ -246,50 +247,28 @@ pub fn run(args: Args) -> Result<()> {
         batch_size: args.batch_size,
         device: args.device.clone(),
         seconds_total,
-        seconds_per_image: seconds_total / set.len().max(1) as f64,
+        seconds_per_image: seconds_total / image_count.max(1) as f64,
     })
     .write(&args.out)?;
     eprintln!(
         "{} images in {:.1} s -> {}",
-        set.len(),
+        image_count,
         seconds_total,
         args.out.display()
     );
     Ok(())
 }
 
-/// One row per class, up to `GRID_COLUMNS` images each, 2-pixel gaps.
-fn write_grid(set: &ImageSet, labels: &[usize], ipc: usize, path: &Path) -> Result<()> {
-    const GAP: usize = 2;
-    let s = set.shape;
-    let cols = ipc.min(GRID_COLUMNS);
-    let (gw, gh) = (
-        cols * (s.width + GAP) + GAP,
-        labels.len() * (s.height + GAP) + GAP,
-    );
-    let mut grid = vec![255u8; s.channels * gw * gh];
-    for (row, _) in labels.iter().enumerate() {
-        for col in 0..cols {
-            let img = set.image(row * ipc + col);
-            for c in 0..s.channels {
-                for yy in 0..s.height {
-                    for xx in 0..s.width {
-                        let gy = GAP + row * (s.height + GAP) + yy;
-                        let gx = GAP + col * (s.width + GAP) + xx;
-                        grid[c * gw * gh + gy * gw + gx] =
-                            img[c * s.height * s.width + yy * s.width + xx];
-                    }
-                }
-            }
-        }
-    }
-    let shape = ImageShape {
-        channels: s.channels,
-        height: gh,
-        width: gw,
+/// One row per sampled label (in `labels` order), up to `GRID_COLUMNS` images each.
+fn write_grid(set: ImageSet, labels: &[usize], ipc: usize, path: &Path) -> Result<()> {
+    // The set holds `ipc` images of each label in turn; renumber them as rows so that classes
+    // not sampled leave no empty rows.
+    let rows = ImageSet {
+        labels: (0..set.len()).map(|i| i / ipc).collect(),
+        class_names: labels.iter().map(|&y| set.class_names[y].clone()).collect(),
+        ..set
     };
-    let bytes = dmgd_data::pixels::encode_png(shape, &grid, path)?;
-    dmgd_data::atomic::write_file(path, &bytes)?;
+    dmgd_data::grid::write_class_grid(&rows, GRID_COLUMNS, path)?;
     Ok(())
 }
 
