@@ -19,6 +19,19 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
 }
 
+/// Renames the finished temporary file `tmp` onto `path`, first making it readable by all
+/// (0644 on Unix, like the outputs `write_file` makes): writers that stage through `tempfile`,
+/// as safetensors does, leave owner-only (0600) files.
+pub fn publish(tmp: &Path, path: &Path) -> Result<(), DataError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| DataError::io(tmp, e))?;
+    }
+    std::fs::rename(tmp, path).map_err(|e| DataError::io(path, e))
+}
+
 /// A directory built under a temporary name and renamed into place by `commit`;
 /// dropped without `commit`, it is removed, so no half-written output remains.
 pub struct StagedDir {
@@ -70,5 +83,25 @@ impl Drop for StagedDir {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn publish_moves_the_file_and_opens_it_to_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weights.safetensors");
+        let tmp = temp_sibling(&path);
+        std::fs::write(&tmp, b"bytes").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        publish(&tmp, &path).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(std::fs::read(&path).unwrap(), b"bytes");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 }

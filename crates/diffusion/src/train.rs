@@ -475,7 +475,7 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Resul
         context: tmp.display().to_string(),
         source,
     })?;
-    std::fs::rename(&tmp, path).map_err(|e| DiffusionError::io(path, e))
+    Ok(dmgd_data::atomic::publish(&tmp, path)?)
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {

@@ -117,7 +117,7 @@ impl SupportCache {
             })?;
             let tmp = dmgd_data::atomic::temp_sibling(&path);
             clustering.support.save(&tmp).map_err(ot_err)?;
-            let _ = std::fs::rename(&tmp, &path);
+            let _ = dmgd_data::atomic::publish(&tmp, &path);
         }
         Ok(clustering.support)
     }

@@ -190,7 +190,7 @@ impl Net {
                 path: path.to_path_buf(),
                 source,
             })?;
-        std::fs::rename(&tmp, path).map_err(|e| StudentError::Weights {
+        dmgd_data::atomic::publish(&tmp, path).map_err(|e| StudentError::Weights {
             path: path.to_path_buf(),
             source: candle_core::Error::wrap(e),
         })
