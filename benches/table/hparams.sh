@@ -8,6 +8,7 @@
 #   benches/table/hparams.sh [OUT_DIR]          (default runs/hparams; resumable)
 #
 # Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
+# AUGMENT=none|dsa (dsa: 1000 epochs unless EPOCHS is set; cells are named <name>-dsa)
 # (flags that start with --method replace `--method dmgd`, e.g. "dit-cfg2=--method dit --cfg-scale 2")
 # About 13 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~6 min.
 # Finished cells are copied into RESULTS (default benches/results/hparams, committed) and are
@@ -17,7 +18,8 @@ cd "$(dirname "$0")/../.."
 out=${1:-runs/hparams}
 SEEDS=${SEEDS:-"0 1"}
 REPEATS=${REPEATS:-1}
-EPOCHS=${EPOCHS:-300}
+AUGMENT=${AUGMENT:-none}
+if [ "$AUGMENT" = dsa ]; then EPOCHS=${EPOCHS:-1000}; else EPOCHS=${EPOCHS:-300}; fi
 STUDY=${STUDY:-"rho0.05=--rho 0.05;rho0.2=--rho 0.2;rho2=--rho 2;\
 K5=--support-points 5;K20=--support-points 20;K50=--support-points 50;\
 betan0.02=--beta-n 0.02;betan0.2=--beta-n 0.2;\
@@ -34,7 +36,9 @@ IFS=';' read -ra settings <<< "$STUDY"
 for setting in "${settings[@]}"; do
   name=${setting%%=*}
   read -ra flags <<< "${setting#*=}"
-  [ -f "$RESULTS/eval/$name/eval.json" ] && continue
+  cell_name=$name
+  [ "$AUGMENT" = none ] || cell_name=$name-$AUGMENT
+  [ -f "$RESULTS/eval/$cell_name/eval.json" ] && continue
   sets=()
   for seed in $SEEDS; do
     set_dir="$out/sets/$name-seed$seed"
@@ -45,12 +49,12 @@ for setting in "${settings[@]}"; do
     fi
     sets+=(--train "$set_dir")
   done
-  cell="$out/eval/$name"
+  cell="$out/eval/$cell_name"
   if [ ! -f "$cell/eval.json" ]; then
-    $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment none --epochs "$EPOCHS" \
+    $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$AUGMENT" --epochs "$EPOCHS" \
       --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --overwrite
   fi
-  mkdir -p "$RESULTS/eval/$name"
-  cp "$cell"/eval.json "$cell"/eval.md "$cell"/manifest.json "$RESULTS/eval/$name/"
+  mkdir -p "$RESULTS/eval/$cell_name"
+  cp "$cell"/eval.json "$cell"/eval.md "$cell"/manifest.json "$RESULTS/eval/$cell_name/"
 done
 echo "done: python3 benches/table/summarize_hparams.py"
