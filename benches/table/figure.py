@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
 png = sys.argv[2] if len(sys.argv) > 2 else "docs/img/table-accuracy-vs-ipc.png"
 augment = sys.argv[3] if len(sys.argv) > 3 else "none"
-ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd"]
+ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd", "dmgd-tuned"]
 PUBLISHED = {"DSA (published)": (70.6, 84.6, 88.7), "random real (published)": (51.4, 73.8, 82.5)}
 
 points = {}  # method -> [(ipc, mean, std)]

@@ -10,7 +10,8 @@
 #
 # Environment knobs (defaults = the full table, many hours on 2 CPU cores):
 #   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
-#   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"
+#   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd dmgd-tuned"
+#   (dmgd-tuned: DMGD with configs/fashion-mnist-tuned.toml, the hyper-parameter study's pick)
 #   TEST_EVERY=<epochs> (test once, after the last epoch: the protocol reports final accuracy)
 #   DMGD=<binary> (default: build this checkout)
 # Two chains with disjoint METHODS may share OUT_DIR (cells are separate directories).
@@ -24,7 +25,7 @@ REPEATS=${REPEATS:-2}
 EPOCHS=${EPOCHS:-300}
 DSA_EPOCHS=${DSA_EPOCHS:-1000}
 AUGMENTS=${AUGMENTS:-"none dsa"}
-METHODS=${METHODS:-"random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd"}
+METHODS=${METHODS:-"random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd dmgd-tuned"}
 if [ -z "${DMGD:-}" ]; then
   cargo build --release -q -p dmgd-cli
 fi
@@ -36,6 +37,7 @@ method_flags() {
   case $1 in
     dmgd-no-distribution) echo "--method dmgd --no-distribution" ;;
     dmgd-no-semantic) echo "--method dmgd --no-semantic" ;;
+    dmgd-tuned) echo "--method dmgd --config configs/fashion-mnist-tuned.toml" ;;
     *) echo "--method $1" ;;
   esac
 }

@@ -333,4 +333,13 @@ mod tests {
         });
         assert!(random.contains(&"steps") && !random.contains(&"ipc"));
     }
+
+    #[test]
+    fn shipped_fashion_mnist_settings_parse_and_validate() {
+        let text = include_str!("../../../configs/fashion-mnist-tuned.toml");
+        let cfg: DistillConfig = toml::from_str(text).unwrap();
+        assert_eq!((cfg.cfg_scale, cfg.rho, cfg.beta_n), (2.0, 2.0, 0.2));
+        assert_eq!(cfg.method, Method::Dmgd);
+        assert_eq!(cfg.validate(), Ok(()));
+    }
 }
