@@ -1,5 +1,6 @@
 //! `dmgd sample` with the shipped model and a subset of labels: the images land in their class
-//! folders and `grid.png` has one row per sampled label, in the order asked for.
+//! folders and `grid.png` has one row per sampled label, in the order asked for; an existing
+//! output is refused and left as it was.
 
 use dmgd_data::image_folder::{self, ReadOptions};
 use std::process::Command;
@@ -40,4 +41,23 @@ fn grid_has_one_row_per_sampled_label() {
             assert_eq!(tile, set.image(i), "row {row} column {col}");
         }
     }
+
+    let again = Command::new(env!("CARGO_BIN_EXE_dmgd"))
+        .args(["sample", "--labels", "1", "--ipc", "1", "--steps", "2"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("sampled"), "{stderr}");
+    assert_eq!(
+        image_folder::read(&out, &options).unwrap().pixels,
+        set.pixels
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["sampled"]);
 }

@@ -179,6 +179,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let diffusion = GaussianDiffusion::new(&args.steps)?;
 
+    // Existing output is refused before the sampling, not after; everything is written under a
+    // temporary name and renamed into place at the end.
+    let staged = dmgd_data::atomic::StagedDir::new(&args.out, args.overwrite)?;
+
     // Sample images:
     let bar = indicatif::ProgressBar::new((labels.len() * args.ipc) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template(
@@ -225,9 +229,9 @@ pub fn run(args: Args) -> Result<()> {
     };
 
     // Write outputs:
-    image_folder::write(&set, &args.out, args.overwrite)?;
+    image_folder::write_into(&set, staged.path())?;
     let image_count = set.len();
-    write_grid(set, &labels, args.ipc, &args.out.join("grid.png"))?;
+    write_grid(set, &labels, args.ipc, &staged.path().join("grid.png"))?;
     let seconds_total = started.elapsed().as_secs_f64();
     Manifest::new(SampleManifest {
         model: weights.clone(),
@@ -249,7 +253,8 @@ pub fn run(args: Args) -> Result<()> {
         seconds_total,
         seconds_per_image: seconds_total / image_count.max(1) as f64,
     })
-    .write(&args.out)?;
+    .write(staged.path())?;
+    staged.commit()?;
     eprintln!(
         "{} images in {:.1} s -> {}",
         image_count,
