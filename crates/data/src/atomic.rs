@@ -20,16 +20,27 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
 }
 
 /// Renames the finished temporary file `tmp` onto `path`, first making it readable by all
-/// (0644 on Unix, like the outputs `write_file` makes): writers that stage through `tempfile`,
-/// as safetensors does, leave owner-only (0600) files.
+/// (0644 on Unix, whatever the umask): writers that stage through `tempfile`, as safetensors
+/// does, leave owner-only (0600) files. On error `tmp` is removed.
 pub fn publish(tmp: &Path, path: &Path) -> Result<(), DataError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| DataError::io(tmp, e))?;
+    let moved = make_readable(tmp)
+        .map_err(|e| DataError::io(tmp, e))
+        .and_then(|()| std::fs::rename(tmp, path).map_err(|e| DataError::io(path, e)));
+    if moved.is_err() {
+        let _ = std::fs::remove_file(tmp);
     }
-    std::fs::rename(tmp, path).map_err(|e| DataError::io(path, e))
+    moved
+}
+
+#[cfg(unix)]
+fn make_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn make_readable(_: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A directory built under a temporary name and renamed into place by `commit`;
@@ -37,12 +48,19 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<(), DataError> {
 pub struct StagedDir {
     staging: PathBuf,
     target: PathBuf,
+    overwrite: bool,
     committed: bool,
 }
 
 impl StagedDir {
-    /// Refuses an existing `target` unless `overwrite`.
+    /// Refuses an existing `target` unless `overwrite`, and a target without a name of its
+    /// own (`.`, `..`, `/`): replacing it would empty a directory that holds other things.
     pub fn new(target: &Path, overwrite: bool) -> Result<Self, DataError> {
+        if target.file_name().is_none() {
+            return Err(DataError::OutputUnnamed {
+                path: target.to_path_buf(),
+            });
+        }
         if target.exists() && !overwrite {
             return Err(DataError::OutputExists {
                 path: target.to_path_buf(),
@@ -59,6 +77,7 @@ impl StagedDir {
         Ok(StagedDir {
             staging,
             target: target.to_path_buf(),
+            overwrite,
             committed: false,
         })
     }
@@ -68,8 +87,15 @@ impl StagedDir {
         &self.staging
     }
 
+    /// Renames the staged directory onto the target. A target that appeared since `new` is
+    /// replaced only with `overwrite`; otherwise it is refused and left as it is.
     pub fn commit(mut self) -> Result<PathBuf, DataError> {
         if self.target.exists() {
+            if !self.overwrite {
+                return Err(DataError::OutputExists {
+                    path: self.target.clone(),
+                });
+            }
             std::fs::remove_dir_all(&self.target).map_err(|e| DataError::io(&self.target, e))?;
         }
         std::fs::rename(&self.staging, &self.target).map_err(|e| DataError::io(&self.target, e))?;
@@ -103,5 +129,39 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"bytes");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn staged_dir_leaves_a_target_made_meanwhile_unless_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let staged = StagedDir::new(&target, false).unwrap();
+        std::fs::write(staged.path().join("new"), b"new").unwrap();
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("theirs"), b"theirs").unwrap();
+        assert!(matches!(
+            staged.commit(),
+            Err(DataError::OutputExists { .. })
+        ));
+        assert_eq!(std::fs::read(target.join("theirs")).unwrap(), b"theirs");
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "the staging directory is removed");
+
+        let staged = StagedDir::new(&target, true).unwrap();
+        std::fs::write(staged.path().join("new"), b"new").unwrap();
+        staged.commit().unwrap();
+        assert!(!target.join("theirs").exists());
+        assert_eq!(std::fs::read(target.join("new")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn staged_dir_refuses_targets_without_a_name() {
+        for target in [".", "..", "/", "runs/.."] {
+            let err = StagedDir::new(Path::new(target), true).err().unwrap();
+            assert!(
+                matches!(err, DataError::OutputUnnamed { .. }),
+                "{target}: {err}"
+            );
+        }
     }
 }

@@ -52,6 +52,8 @@ pub enum DataError {
     },
     #[error("output {path} already exists; pass --overwrite to replace it")]
     OutputExists { path: PathBuf },
+    #[error("output {path} has no name of its own: name a directory to create or replace, not ., .. or /")]
+    OutputUnnamed { path: PathBuf },
 }
 
 impl DataError {

@@ -198,13 +198,15 @@ impl DistillConfig {
         if self.ipc == 0 {
             return fail("ipc", "at least 1");
         }
-        if self.steps < 2 || self.steps > 1000 {
+        // Only the keys the method reads are checked (see `unused_keys`).
+        let samples = self.method != Method::Random;
+        if samples && (self.steps < 2 || self.steps > 1000) {
             return fail("steps", "2..=1000");
         }
-        if self.class_batch == 0 {
+        if samples && self.class_batch == 0 {
             return fail("class-batch", "at least 1");
         }
-        if self.t_lower >= self.t_upper || self.t_upper >= 1000 {
+        if self.uses_soft_labels() && (self.t_lower >= self.t_upper || self.t_upper >= 1000) {
             return fail("t-lower / t-upper", "t-lower < t-upper < 1000");
         }
         // Above t-upper the soft label is beta_n * noise alone; with beta_n 0 it is all zeros and
@@ -215,13 +217,13 @@ impl DistillConfig {
                 "a positive number with Semantic Matching on (the exploration phase's label is beta-n x noise)",
             );
         }
-        if self.support_points == 0 {
+        if self.uses_ot() && self.support_points == 0 {
             return fail("support-points", "at least 1");
         }
-        if !(self.sinkhorn_eps > 0.0) {
+        if self.uses_ot() && !(self.sinkhorn_eps > 0.0) {
             return fail("sinkhorn-eps", "a positive number");
         }
-        if self.ot_window[0] > self.ot_window[1] || self.ot_window[1] >= 50 {
+        if self.uses_ot() && (self.ot_window[0] > self.ot_window[1] || self.ot_window[1] >= 50) {
             return fail("ot-window", "[first, last] with first <= last < 50");
         }
         if self.method == Method::Dmgd && !self.semantic && !self.distribution {
@@ -327,11 +329,40 @@ mod tests {
                 "mode-stop"
             ]
         );
-        let random = keys(&DistillConfig {
+        // A random subset reads method, ipc and seed only: every other key is listed, so a
+        // new key cannot go unclassified.
+        let mut random = keys(&DistillConfig {
             method: Method::Random,
             ..Default::default()
         });
-        assert!(random.contains(&"steps") && !random.contains(&"ipc"));
+        random.extend(["method", "ipc", "seed"]);
+        random.sort_unstable();
+        let mut all: Vec<&str> = all.iter().map(|k| k.as_str()).collect();
+        all.sort_unstable();
+        assert_eq!(random, all);
+    }
+
+    #[test]
+    fn keys_a_method_never_reads_are_not_checked() {
+        let dit = DistillConfig {
+            method: Method::Dit,
+            support_points: 0,
+            ot_window: [45, 30],
+            t_lower: 950,
+            ..Default::default()
+        };
+        assert_eq!(dit.validate(), Ok(()));
+        let no_distribution = DistillConfig {
+            distribution: false,
+            support_points: 0,
+            ..Default::default()
+        };
+        assert_eq!(no_distribution.validate(), Ok(()));
+        let dmgd = DistillConfig {
+            support_points: 0,
+            ..Default::default()
+        };
+        assert!(dmgd.validate().unwrap_err().contains("support-points"));
     }
 
     #[test]

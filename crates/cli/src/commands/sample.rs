@@ -179,9 +179,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     let diffusion = GaussianDiffusion::new(&args.steps)?;
 
-    // Existing output is refused before the sampling, not after; everything is written under a
-    // temporary name and renamed into place at the end.
-    let staged = dmgd_data::atomic::StagedDir::new(&args.out, args.overwrite)?;
+    // Refused before the sampling, not after it.
+    if args.out.exists() && !args.overwrite {
+        return Err(dmgd_data::DataError::OutputExists {
+            path: args.out.clone(),
+        }
+        .into());
+    }
 
     // Sample images:
     let bar = indicatif::ProgressBar::new((labels.len() * args.ipc) as u64);
@@ -228,7 +232,8 @@ pub fn run(args: Args) -> Result<()> {
         class_names: class_names.clone(),
     };
 
-    // Write outputs:
+    // Write outputs, under a temporary name renamed into place at the end:
+    let staged = dmgd_data::atomic::StagedDir::new(&args.out, args.overwrite)?;
     image_folder::write_into(&set, staged.path())?;
     let image_count = set.len();
     write_grid(set, &labels, args.ipc, &staged.path().join("grid.png"))?;
