@@ -2,7 +2,7 @@
 # The hyper-parameter study of issue 5: DMGD at IPC 10 with one knob moved at a time from the
 # reference defaults (rho 0.5, K 10, beta_n 0.06, CFG 4.0, OT window [30, 45]; beta_n 0 is
 # refused: the exploration phase's label would be all zeros), evaluated
-# like the main table (ConvNet-3, dc protocol, no augmentation, final-epoch accuracy). The
+# like the main table (ConvNet-3, dc protocol, no augmentation unless AUGMENT=dsa, final-epoch accuracy). The
 # defaults' row is the main table's `dmgd` IPC-10 cell (benches/table/run.sh).
 #
 #   benches/table/hparams.sh [OUT_DIR]          (default runs/hparams; resumable)
