@@ -95,8 +95,23 @@ impl RunDir {
         Ok(())
     }
 
-    /// Removes the temporary files a killed run left in this run's class folders.
+    /// Removes the temporary files a killed run left in this run's class folders, and those of
+    /// this shard's manifest and grid (other shards may be writing theirs).
     pub fn sweep_temporaries(&self, class_names: &[&str]) -> Result<(), DataError> {
+        for file in [self.manifest_path(), self.grid_path()] {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            let prefix = format!(".{name}.");
+            let Ok(entries) = std::fs::read_dir(&self.root) else {
+                break;
+            };
+            for entry in entries.flatten() {
+                let entry_name = entry.file_name().to_string_lossy().into_owned();
+                if entry_name.starts_with(&prefix) && entry_name.ends_with(".tmp") {
+                    let path = entry.path();
+                    std::fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
+                }
+            }
+        }
         for c in class_names {
             for dir in [
                 self.root.join(IMAGES_DIR).join(c),
@@ -200,6 +215,30 @@ mod tests {
         );
         run.clear(&["a"]).unwrap();
         assert!(!run.has_output(&["a"]));
+    }
+
+    #[test]
+    fn sweep_removes_this_shards_temporaries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path(), Shard { index: 0, count: 2 });
+        let other = RunDir::new(dir.path(), Shard { index: 1, count: 2 });
+        let latent = Tensor::ones((1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        run.write_latent("a", 0, &latent).unwrap();
+        run.write_image("a", 0, b"png").unwrap();
+        let killed = [
+            dmgd_data::atomic::temp_sibling(&run.manifest_path()),
+            dmgd_data::atomic::temp_sibling(&run.grid_path()),
+            dmgd_data::atomic::temp_sibling(&run.image_path("a", 1)),
+        ];
+        let theirs = dmgd_data::atomic::temp_sibling(&other.manifest_path());
+        for path in killed.iter().chain([&theirs]) {
+            std::fs::write(path, b"half").unwrap();
+        }
+        run.sweep_temporaries(&["a"]).unwrap();
+        for path in &killed {
+            assert!(!path.exists(), "{} left", path.display());
+        }
+        assert!(theirs.exists(), "another shard's file was removed");
     }
 
     #[test]
