@@ -98,35 +98,17 @@ impl RunDir {
     /// Removes the temporary files a killed run left in this run's class folders, and those of
     /// this shard's manifest and grid (other shards may be writing theirs).
     pub fn sweep_temporaries(&self, class_names: &[&str]) -> Result<(), DataError> {
-        for file in [self.manifest_path(), self.grid_path()] {
-            let name = file.file_name().unwrap_or_default().to_string_lossy();
-            let prefix = format!(".{name}.");
-            let Ok(entries) = std::fs::read_dir(&self.root) else {
-                break;
-            };
-            for entry in entries.flatten() {
-                let entry_name = entry.file_name().to_string_lossy().into_owned();
-                if entry_name.starts_with(&prefix) && entry_name.ends_with(".tmp") {
-                    let path = entry.path();
-                    std::fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
-                }
-            }
-        }
+        let own: Vec<String> = [self.manifest_path(), self.grid_path()]
+            .iter()
+            .map(|f| format!(".{}.", f.file_name().unwrap_or_default().to_string_lossy()))
+            .collect();
+        remove_temporaries(&self.root, |name| own.iter().any(|p| name.starts_with(p)))?;
         for c in class_names {
             for dir in [
                 self.root.join(IMAGES_DIR).join(c),
                 self.root.join(LATENTS_DIR).join(c),
             ] {
-                let Ok(entries) = std::fs::read_dir(&dir) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') && name.ends_with(".tmp") {
-                        let path = entry.path();
-                        std::fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
-                    }
-                }
+                remove_temporaries(&dir, |name| name.starts_with('.'))?;
             }
         }
         Ok(())
@@ -189,6 +171,21 @@ impl RunDir {
 fn create_parent(path: &Path) -> Result<(), DataError> {
     let parent = path.parent().expect("run files live in a directory");
     std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))
+}
+
+/// Removes the files of `dir` named `*.tmp` that `owned` accepts; a missing `dir` has none.
+fn remove_temporaries(dir: &Path, owned: impl Fn(&str) -> bool) -> Result<(), DataError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") && owned(&name) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
