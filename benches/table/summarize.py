@@ -89,6 +89,27 @@ for m in methods:
             per_net.append(f"{c['seconds'] / c['summary']['runs']:.0f}" if c else "—")
         print(f"| {m} | {i} | {dist:.0f} | {per_net[0]} | {per_net[1]} |")
 
+# A set re-distilled on another machine or binary must hold the same images as before, or the
+# columns of one row would not describe the same sets: every eval manifest names its training
+# sets with a fingerprint of their pixels and labels.
+fingerprints = {}  # set directory name -> {fingerprint: [cells]}
+for path in sorted(glob.glob(os.path.join(out, "eval", "*", "manifest.json"))):
+    cell = os.path.basename(os.path.dirname(path))
+    for s in details(path)["train_sets"]:
+        name = os.path.basename(os.path.dirname(s["source"].rstrip("/")))
+        fingerprints.setdefault(name, {}).setdefault(s["fingerprint"], []).append(cell)
+shared = [n for n, f in fingerprints.items() if sum(len(c) for c in f.values()) > 1]
+differing = [n for n, f in fingerprints.items() if len(f) > 1]
+print("\n### The same sets in every column\n")
+if differing:
+    for n in differing:
+        print(f"- **{n} differs between cells:** " + "; ".join(
+            f"{fp[:12]} in {', '.join(c)}" for fp, c in fingerprints[n].items()))
+else:
+    print(f"Each of the {len(shared)} sets that several cells trained on has the same fingerprint")
+    print("(a hash of its pixels, labels and class names) in every one of them, whichever machine and")
+    print("binary distilled it.")
+
 print("\n### Published (DESIGN.md §9)\n")
 print("| method | IPC 1 | IPC 10 | IPC 50 |\n|---|---|---|---|")
 for m, v in PUBLISHED.items():
