@@ -1,0 +1,35 @@
+"""Rewrites the generated parts of docs/RESULTS.md from the committed cells.
+
+    python3 benches/table/refresh.py [RESULTS_MD]      (default docs/RESULTS.md)
+
+Replaces what lies between `<!-- table begin -->` and `<!-- table end -->` with the output of
+summarize.py, and between `<!-- hparams begin -->` and `<!-- hparams end -->` with that of
+summarize_hparams.py; the prose around them is left as it is. Written to a temporary name and
+renamed, so an error leaves the file untouched.
+"""
+import os, subprocess, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+path = sys.argv[1] if len(sys.argv) > 1 else "docs/RESULTS.md"
+
+
+def splice(text, marker, body):
+    begin, end = f"<!-- {marker} begin -->\n", f"<!-- {marker} end -->"
+    if text.count(begin) != 1 or text.count(end) != 1:
+        sys.exit(f"{path}: expected one '{begin.strip()}' and one '{end}'")
+    a, b = text.index(begin) + len(begin), text.index(end)
+    return text[:a] + body.strip("\n") + "\n" + text[b:]
+
+
+def run(script):
+    return subprocess.run([sys.executable, os.path.join(here, script)], check=True,
+                          capture_output=True, text=True).stdout
+
+
+text = open(path).read()
+text = splice(text, "table", run("summarize.py"))
+text = splice(text, "hparams", run("summarize_hparams.py"))
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    f.write(text)
+os.replace(tmp, path)
