@@ -52,7 +52,7 @@ for setting in "${settings[@]}"; do
   cell="$out/eval/$cell_name"
   if [ ! -f "$cell/eval.json" ]; then
     $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$AUGMENT" --epochs "$EPOCHS" \
-      --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --overwrite
+      --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --resume
   fi
   mkdir -p "$RESULTS/eval/$cell_name"
   cp "$cell"/eval.json "$cell"/eval.md "$cell"/manifest.json "$RESULTS/eval/$cell_name/"

@@ -6,7 +6,9 @@
 #
 # Each finished cell's eval.json, eval.md and manifest.json, and each set's manifest.json, are
 # copied into RESULTS (default benches/results/table, committed): the table outlives the
-# machine, and a cell found there is not run again (nor are its sets distilled).
+# machine, and a cell found there is not run again (nor are its sets distilled). A cell cut off
+# half-way keeps its finished networks: benches/table/keep.sh copies them into RESULTS, and the
+# next run.sh, on any machine, trains only the missing ones (dmgd eval --resume).
 #
 # Environment knobs (defaults = the full table, many hours on 2 CPU cores):
 #   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
@@ -42,12 +44,18 @@ method_flags() {
   esac
 }
 
-# Copies the small files of a finished run directory $1 into $RESULTS/$2.
+# Copies the small files of a finished run directory $1 into $RESULTS/$2. A set's manifest
+# already there stays: it describes the distillation that the kept cells trained on (a set
+# distilled again elsewhere has the same fingerprint, which summarize.py checks).
 save() {
   mkdir -p "$RESULTS/$2"
   for f in eval.json eval.md manifest.json; do
     if [ -f "$1/$f" ]; then cp "$1/$f" "$RESULTS/$2/$f"; fi
   done
+  rm -rf "${RESULTS:?}/$2/networks"  # kept by keep.sh while the cell was unfinished
+}
+save_set() {
+  if [ ! -f "$RESULTS/$2/manifest.json" ]; then save "$1" "$2"; fi
 }
 
 for ipc in $IPCS; do
@@ -65,7 +73,7 @@ for ipc in $IPCS; do
         $bin distill $(method_flags "$method") --ipc "$ipc" --seed "$seed" --out "$set_dir" --resume
       fi
       sets+=(--train "$set_dir")
-      save "$set_dir" "sets/$method-ipc$ipc-seed$seed"
+      save_set "$set_dir" "sets/$method-ipc$ipc-seed$seed"
     done
     for augment in $AUGMENTS; do
       epochs=$EPOCHS
@@ -74,9 +82,15 @@ for ipc in $IPCS; do
       cell="$out/eval/$name"
       [ -f "$RESULTS/eval/$name/eval.json" ] && continue
       if [ ! -f "$cell/eval.json" ]; then
+        # Networks kept by keep.sh, unless this machine already has them.
+        for kept in "$RESULTS/eval/$name/networks/"*.json; do
+          [ -f "$kept" ] || continue
+          mkdir -p "$cell/networks"
+          [ -f "$cell/networks/$(basename "$kept")" ] || cp "$kept" "$cell/networks/"
+        done
         $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$augment" \
           --epochs "$epochs" --test-every "${TEST_EVERY:-$epochs}" --repeats "$REPEATS" \
-          --out "$cell" --overwrite
+          --out "$cell" --resume
       fi
       save "$cell" "eval/$name"
     done

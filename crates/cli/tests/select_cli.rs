@@ -691,3 +691,98 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
         "{err}"
     );
 }
+
+/// `dmgd eval --resume` after an interruption keeps the networks that had finished and trains
+/// the others: the same accuracies, curves and configurations as an uninterrupted run. Without
+/// the flag the kept networks are neither used nor deleted, and a kept network of another
+/// configuration is refused by name.
+#[test]
+fn eval_resume_keeps_finished_networks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    let eval_args = |out: &Path, epochs: &'static str| -> Vec<String> {
+        [
+            "eval",
+            "--train",
+            s(&data),
+            "--test",
+            s(&data),
+            "--epochs",
+            epochs,
+            "--repeats",
+            "2",
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let with = |args: Vec<String>, extra: &[&str]| -> Vec<String> {
+        args.into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect()
+    };
+    fn strs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+    let read = |out: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(out.join("eval.json")).unwrap()).unwrap()
+    };
+
+    let whole = tmp.path().join("whole");
+    ok(&strs(&eval_args(&whole, "3")));
+
+    // An interrupted run: only the second network had finished.
+    let part = tmp.path().join("part");
+    let kept = part.join("networks").join("set0-run1.json");
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::copy(whole.join("networks").join("set0-run1.json"), &kept).unwrap();
+    let err = fails(&strs(&eval_args(&part, "3")));
+    assert!(
+        err.contains("--resume") && err.contains("networks"),
+        "{err}"
+    );
+    assert!(
+        kept.exists(),
+        "a failed start must not delete finished work"
+    );
+
+    let log = ok(&strs(&with(eval_args(&part, "3"), &["--resume"])));
+    assert!(log.contains(&format!("kept from {}", s(&kept))), "{log}");
+    let (a, b) = (read(&whole), read(&part));
+    assert_eq!(a["resumed_networks"], 0);
+    assert_eq!(b["resumed_networks"], 1);
+    assert_eq!(a["summary"], b["summary"]);
+    let (ra, rb) = (a["runs"].as_array().unwrap(), b["runs"].as_array().unwrap());
+    assert_eq!(ra.len(), 2);
+    for (x, y) in ra.iter().zip(rb) {
+        for key in [
+            "config",
+            "final_accuracy",
+            "best_accuracy",
+            "best_epoch",
+            "curve",
+        ] {
+            assert_eq!(x[key], y[key], "{key}");
+        }
+    }
+    // The kept network was read back, not trained again: even its training time is the same.
+    assert_eq!(ra[1]["seconds"], rb[1]["seconds"]);
+
+    // Asking for 4 epochs where the kept networks trained 3 names the file and the reason.
+    let err = fails(&strs(&with(
+        eval_args(&part, "4"),
+        &["--resume", "--overwrite"],
+    )));
+    let first = part.join("networks").join("set0-run0.json");
+    assert!(
+        err.contains(s(&first)) && err.contains("configuration"),
+        "{err}"
+    );
+    // --overwrite alone starts again.
+    ok(&strs(&with(eval_args(&part, "4"), &["--overwrite"])));
+    assert_eq!(read(&part)["resumed_networks"], 0);
+    assert_eq!(read(&part)["runs"][0]["config"]["epochs"], 4);
+}

@@ -1,7 +1,7 @@
 //! What one training run reports, and mean ± std over repeated runs.
 
 use crate::protocol::TrainConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Progress of a run, reported after every epoch.
 #[derive(Debug, Clone, Serialize)]
@@ -18,7 +18,7 @@ pub struct Progress {
 }
 
 /// The outcome of one run. Accuracies are percentages on the full test set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub config: TrainConfig,
     pub num_params: usize,

@@ -1,6 +1,7 @@
 //! `dmgd eval`: train fresh student networks on one or more sets, test each on the real test
 //! split, and report final- and best-epoch accuracy as mean ± std.
 
+use super::eval_networks::{self, FinishedNetwork};
 use crate::dataset::{DataArgs, DataSource, FASHION_MNIST};
 use crate::manifest::Manifest;
 use anyhow::{bail, Context, Result};
@@ -62,6 +63,10 @@ pub struct Args {
     /// Replace existing results in --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// Keep the networks an interrupted run already finished (--out/networks/, which must match
+    /// these sets, test set and configuration) and train only the others.
+    #[arg(long)]
+    pub resume: bool,
     /// Also keep each trained network, as --out/net-set<s>-run<r>.safetensors (what
     /// `dmgd select --embedding` and `dmgd judge --classifier` read).
     #[arg(long)]
@@ -114,6 +119,9 @@ struct EvalResult<'a> {
     /// Per training set, mean ± std over its repeats.
     per_set: Vec<Summary>,
     runs: Vec<RunReport>,
+    /// Networks taken from --out/networks/ (finished by an interrupted run) instead of trained.
+    resumed_networks: usize,
+    /// Wall time of this invocation plus the training time of the resumed networks.
     seconds: f64,
 }
 
@@ -158,6 +166,16 @@ pub fn run(args: Args) -> Result<()> {
             results_path.display()
         );
     }
+    let finished = eval_networks::count(&out)?;
+    if finished > 0 && !args.resume {
+        if !args.overwrite {
+            bail!(
+                "{} holds {finished} networks finished by an interrupted run; pass --resume to keep them or --overwrite to start again",
+                out.join(eval_networks::NETWORKS_DIR).display()
+            );
+        }
+        eval_networks::clear(&out)?;
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let setup = EvalSetup {
         config: &config,
@@ -181,6 +199,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let mut runs = Vec::new();
     let mut per_set = Vec::new();
+    let mut resumed = Vec::new();
     for (s, set) in train_sets.iter().enumerate() {
         let mut set_runs = Vec::new();
         for r in 0..args.repeats {
@@ -188,6 +207,31 @@ pub fn run(args: Args) -> Result<()> {
                 seed: args.seed + 1000 * s as u64 + r as u64,
                 ..config.clone()
             };
+            let network_path = eval_networks::path(&out, s, r);
+            let net_path = out.join(format!("net-set{s}-run{r}.safetensors"));
+            let expected = eval_networks::Expected {
+                config: &cfg,
+                train_fingerprint: &records[s].fingerprint,
+                test_fingerprint: &setup.test_fingerprint,
+            };
+            if let Some(report) = eval_networks::load(&network_path, &expected)? {
+                // Without its weights a resumed network cannot honour --save-nets: train it.
+                if !args.save_nets || net_path.exists() {
+                    bar.inc(config.epochs as u64);
+                    bar.suspend(|| {
+                        eprintln!(
+                            "set {} run {}: final {:.2}%, kept from {}",
+                            s + 1,
+                            r + 1,
+                            report.final_accuracy,
+                            network_path.display()
+                        )
+                    });
+                    resumed.push(report.seconds);
+                    set_runs.push(report);
+                    continue;
+                }
+            }
             let trained = dmgd_student::train_and_test(set, &test, &cfg, &mut |p| {
                 bar.inc(1);
                 // Logs (output not a terminal) get a line per tenth of the run and per test.
@@ -230,9 +274,16 @@ pub fn run(args: Args) -> Result<()> {
                 )
             });
             if args.save_nets {
-                let path = out.join(format!("net-set{s}-run{r}.safetensors"));
-                trained.classifier.save(&path)?;
+                trained.classifier.save(&net_path)?;
             }
+            eval_networks::save(
+                &network_path,
+                &FinishedNetwork {
+                    train_fingerprint: records[s].fingerprint.clone(),
+                    test_fingerprint: setup.test_fingerprint.clone(),
+                    report: trained.report.clone(),
+                },
+            )?;
             set_runs.push(trained.report);
         }
         per_set.push(Summary::of(&set_runs));
@@ -245,7 +296,8 @@ pub fn run(args: Args) -> Result<()> {
         summary,
         per_set,
         runs,
-        seconds: started.elapsed().as_secs_f64(),
+        resumed_networks: resumed.len(),
+        seconds: started.elapsed().as_secs_f64() + resumed.iter().sum::<f64>(),
     };
     dmgd_data::atomic::write_file(&results_path, &serde_json::to_vec_pretty(&result)?)?;
     let table = markdown_table(&result, &args);
@@ -379,5 +431,12 @@ fn markdown_table(result: &EvalResult, args: &Args) -> String {
         "\nmean ± sample std over fresh networks; best = best test accuracy over the tested epochs (optimistic). {:.0} s in all.",
         result.seconds
     );
+    if result.resumed_networks > 0 {
+        let _ = writeln!(
+            s,
+            "{} of the networks were finished by an earlier, interrupted run (--resume).",
+            result.resumed_networks
+        );
+    }
     s
 }
