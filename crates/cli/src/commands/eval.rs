@@ -170,8 +170,9 @@ pub fn run(args: Args) -> Result<()> {
     if finished > 0 && !args.resume {
         if !args.overwrite {
             bail!(
-                "{} holds {finished} networks finished by an interrupted run; pass --resume to keep them or --overwrite to start again",
-                out.join(eval_networks::NETWORKS_DIR).display()
+                "{} holds {finished} network{} finished by an interrupted run; pass --resume to keep them or --overwrite to start again",
+                out.join(eval_networks::NETWORKS_DIR).display(),
+                if finished == 1 { "" } else { "s" }
             );
         }
         eval_networks::clear(&out)?;
