@@ -698,48 +698,46 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
 /// configuration is refused by name.
 #[test]
 fn eval_resume_keeps_finished_networks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_folder(&data);
-    let eval_args = |out: &Path, epochs: &'static str| -> Vec<String> {
-        [
+    /// `dmgd eval` on the tiny folder (train and test), 2 networks, then `extra`.
+    fn eval_args<'a>(
+        data: &'a Path,
+        out: &'a Path,
+        epochs: &'a str,
+        extra: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut args = vec![
             "eval",
             "--train",
-            s(&data),
+            s(data),
             "--test",
-            s(&data),
+            s(data),
             "--epochs",
             epochs,
             "--repeats",
             "2",
             "--out",
             s(out),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
-    };
-    let with = |args: Vec<String>, extra: &[&str]| -> Vec<String> {
-        args.into_iter()
-            .chain(extra.iter().map(|a| a.to_string()))
-            .collect()
-    };
-    fn strs(args: &[String]) -> Vec<&str> {
-        args.iter().map(String::as_str).collect()
+        ];
+        args.extend_from_slice(extra);
+        args
     }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
     let read = |out: &Path| -> Value {
         serde_json::from_slice(&std::fs::read(out.join("eval.json")).unwrap()).unwrap()
     };
 
     let whole = tmp.path().join("whole");
-    ok(&strs(&eval_args(&whole, "3")));
+    ok(&eval_args(&data, &whole, "3", &[]));
 
     // An interrupted run: only the second network had finished.
     let part = tmp.path().join("part");
     let kept = part.join("networks").join("set0-run1.json");
     std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
     std::fs::copy(whole.join("networks").join("set0-run1.json"), &kept).unwrap();
-    let err = fails(&strs(&eval_args(&part, "3")));
+    let err = fails(&eval_args(&data, &part, "3", &[]));
     assert!(
         err.contains("--resume") && err.contains("networks"),
         "{err}"
@@ -749,7 +747,7 @@ fn eval_resume_keeps_finished_networks() {
         "a failed start must not delete finished work"
     );
 
-    let log = ok(&strs(&with(eval_args(&part, "3"), &["--resume"])));
+    let log = ok(&eval_args(&data, &part, "3", &["--resume"]));
     assert!(log.contains(&format!("kept from {}", s(&kept))), "{log}");
     let (a, b) = (read(&whole), read(&part));
     assert_eq!(a["resumed_networks"], 0);
@@ -772,17 +770,14 @@ fn eval_resume_keeps_finished_networks() {
     assert_eq!(ra[1]["seconds"], rb[1]["seconds"]);
 
     // Asking for 4 epochs where the kept networks trained 3 names the file and the reason.
-    let err = fails(&strs(&with(
-        eval_args(&part, "4"),
-        &["--resume", "--overwrite"],
-    )));
+    let err = fails(&eval_args(&data, &part, "4", &["--resume", "--overwrite"]));
     let first = part.join("networks").join("set0-run0.json");
     assert!(
         err.contains(s(&first)) && err.contains("configuration"),
         "{err}"
     );
     // --overwrite alone starts again.
-    ok(&strs(&with(eval_args(&part, "4"), &["--overwrite"])));
+    ok(&eval_args(&data, &part, "4", &["--overwrite"]));
     assert_eq!(read(&part)["resumed_networks"], 0);
     assert_eq!(read(&part)["runs"][0]["config"]["epochs"], 4);
 }

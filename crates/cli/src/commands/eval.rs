@@ -200,7 +200,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let mut runs = Vec::new();
     let mut per_set = Vec::new();
-    let mut resumed = Vec::new();
+    let (mut resumed_networks, mut resumed_seconds) = (0, 0.0);
     for (s, set) in train_sets.iter().enumerate() {
         let mut set_runs = Vec::new();
         for r in 0..args.repeats {
@@ -228,7 +228,8 @@ pub fn run(args: Args) -> Result<()> {
                             network_path.display()
                         )
                     });
-                    resumed.push(report.seconds);
+                    resumed_networks += 1;
+                    resumed_seconds += report.seconds;
                     set_runs.push(report);
                     continue;
                 }
@@ -297,8 +298,8 @@ pub fn run(args: Args) -> Result<()> {
         summary,
         per_set,
         runs,
-        resumed_networks: resumed.len(),
-        seconds: started.elapsed().as_secs_f64() + resumed.iter().sum::<f64>(),
+        resumed_networks,
+        seconds: started.elapsed().as_secs_f64() + resumed_seconds,
     };
     dmgd_data::atomic::write_file(&results_path, &serde_json::to_vec_pretty(&result)?)?;
     let table = markdown_table(&result, &args);
