@@ -88,6 +88,12 @@ for m in methods:
             c = cells.get((m, i, a))
             per_net.append(f"{c['seconds'] / c['summary']['runs']:.0f}" if c else "—")
         print(f"| {m} | {i} | {dist:.0f} | {per_net[0]} | {per_net[1]} |")
+# Summed per network, so a network resumed from an earlier run counts once, with its own time.
+eval_hours = sum(r["seconds"] for c in cells.values() for r in c["runs"]) / 3600
+distill_hours = sum(s for v in sets.values() for s in v) / 3600
+print(f"\nThe kept cells took {eval_hours + distill_hours:.1f} core-hours: {eval_hours:.1f} of evaluation")
+print(f"({sum(len(c['runs']) for c in cells.values())} networks) and {distill_hours:.1f} of distillation "
+      f"({sum(len(v) for v in sets.values())} sets).")
 
 # A set re-distilled on another machine or binary must hold the same images as before, or the
 # columns of one row would not describe the same sets: every eval manifest names its training
