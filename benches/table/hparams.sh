@@ -9,6 +9,10 @@
 #
 # Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
 # AUGMENT=none|dsa (dsa: 1000 epochs unless EPOCHS is set; cells are named <name>-dsa)
+# TEST=fashion-mnist|validation|<ImageFolder>: where the students are tested. `validation` is
+# 1,000 random real training images per class (`dmgd select --seed 1000`, made in OUT_DIR),
+# so knobs can be picked without the test split; its cells go to benches/results/hparams-validation.
+# A setting with no flags ("defaults=") is the reference defaults, distilled by this script.
 # (flags that start with --method replace `--method dmgd`, e.g. "dit-cfg2=--method dit --cfg-scale 2")
 # About 13 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~6 min.
 # Finished cells are copied into RESULTS (default benches/results/hparams, committed) and are
@@ -29,6 +33,14 @@ if [ -z "${DMGD:-}" ]; then
   cargo build --release -q -p dmgd-cli
 fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
+TEST=${TEST:-fashion-mnist}
+if [ "$TEST" = validation ]; then
+  RESULTS=${RESULTS:-benches/results/hparams-validation}
+  mkdir -p "$out"
+  [ -f "$out/validation/manifest.json" ] ||
+    $bin select --method random --ipc 1000 --seed 1000 --out "$out/validation" --overwrite
+  TEST=$out/validation
+fi
 RESULTS=${RESULTS:-benches/results/hparams}
 mkdir -p "$out" "$RESULTS"
 
@@ -51,7 +63,7 @@ for setting in "${settings[@]}"; do
   done
   cell="$out/eval/$cell_name"
   if [ ! -f "$cell/eval.json" ]; then
-    $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$AUGMENT" --epochs "$EPOCHS" \
+    $bin eval "${sets[@]}" --test "$TEST" --net convnet3 --protocol dc --augment "$AUGMENT" --epochs "$EPOCHS" \
       --test-every "$EPOCHS" --repeats "$REPEATS" --out "$cell" --resume
   fi
   mkdir -p "$RESULTS/eval/$cell_name"

@@ -3,8 +3,9 @@
     python3 benches/table/refresh.py [RESULTS_MD]      (default docs/RESULTS.md)
 
 Replaces what lies between `<!-- table begin -->` and `<!-- table end -->` with the output of
-summarize.py, and between `<!-- hparams begin -->` and `<!-- hparams end -->` with that of
-summarize_hparams.py; the prose around them is left as it is. Written to a temporary name and
+summarize.py, between `<!-- hparams begin -->` and `<!-- hparams end -->` with that of
+summarize_hparams.py, and between the `hparams-validation` markers with that of
+summarize_hparams.py on benches/results/hparams-validation; the prose around them is left as it is. Written to a temporary name and
 renamed, so an error leaves the file untouched.
 """
 import os, subprocess, sys
@@ -21,14 +22,16 @@ def splice(text, marker, body):
     return text[:a] + body.strip("\n") + "\n" + text[b:]
 
 
-def run(script):
-    return subprocess.run([sys.executable, os.path.join(here, script)], check=True,
+def run(script, *args):
+    return subprocess.run([sys.executable, os.path.join(here, script), *args], check=True,
                           capture_output=True, text=True).stdout
 
 
 text = open(path).read()
 text = splice(text, "table", run("summarize.py"))
 text = splice(text, "hparams", run("summarize_hparams.py"))
+text = splice(text, "hparams-validation",
+              run("summarize_hparams.py", "benches/results/hparams-validation"))
 tmp = path + ".tmp"
 with open(tmp, "w") as f:
     f.write(text)
