@@ -30,7 +30,7 @@ for augment in ("none", "dsa"):
     if not paths:
         continue
     epochs = 300 if augment == "none" else 1000
-    tests = sorted({details(p)["test"] for p in paths})
+    tests = sorted({details(p)["test"].split(" (")[0] for p in paths})  # drop the path
     print(f"\nAugmentation {augment} ({epochs} epochs), tested on {' and '.join(tests)}.\n")
     print("| setting (knobs moved from the DMGD defaults; `dit-` rows are plain DiT sampling) | final acc (%) | runs |")
     print("|---|---|---|")
