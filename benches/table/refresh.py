@@ -5,7 +5,8 @@
 Replaces what lies between `<!-- table begin -->` and `<!-- table end -->` with the output of
 summarize.py, between `<!-- hparams begin -->` and `<!-- hparams end -->` with that of
 summarize_hparams.py, and between the `hparams-validation` markers with that of
-summarize_hparams.py on benches/results/hparams-validation; the prose around them is left as it is. Written to a temporary name and
+summarize_hparams.py on benches/results/hparams-validation (the test-split study beside it);
+the prose around them is left as it is. Written to a temporary name and
 renamed, so an error leaves the file untouched.
 """
 import os, subprocess, sys
@@ -31,7 +32,8 @@ text = open(path).read()
 text = splice(text, "table", run("summarize.py"))
 text = splice(text, "hparams", run("summarize_hparams.py"))
 text = splice(text, "hparams-validation",
-              run("summarize_hparams.py", "benches/results/hparams-validation"))
+              run("summarize_hparams.py", "benches/results/hparams-validation",
+                  "benches/results/table", "benches/results/hparams"))
 tmp = path + ".tmp"
 with open(tmp, "w") as f:
     f.write(text)

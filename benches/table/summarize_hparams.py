@@ -1,15 +1,19 @@
 """The hyper-parameter study of benches/table/hparams.sh as a Markdown table (stdout).
 
-    python3 benches/table/summarize_hparams.py [RESULTS] [TABLE_RESULTS]
+    python3 benches/table/summarize_hparams.py [RESULTS] [TABLE_RESULTS] [BESIDE]
 
 One table per augmentation (cells named <setting>-dsa ran with DSA). Each table's defaults row
 is the study's own `defaults` cell if it has one (the validation study does), else the `dmgd`
 IPC-10 cell of TABLE_RESULTS (default benches/results/table), tested on the same test split.
+BESIDE, another RESULTS of the same study tested elsewhere (the validation study puts the
+test-split study there), adds its accuracy for each setting as a second column.
 """
 import glob, json, os, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/hparams"
 table = sys.argv[2] if len(sys.argv) > 2 else "benches/results/table"
+beside = sys.argv[3] if len(sys.argv) > 3 else None
+DEFAULTS = "defaults: rho 0.5, K 10, beta_n 0.06, CFG 4, window [30, 45]"
 
 
 def details(path):
@@ -17,29 +21,46 @@ def details(path):
     return r["details"] if "details" in r else r
 
 
-def row(name, path):
+def accuracy(path):
+    if not path or not os.path.exists(path):
+        return "—"
     d = details(path)
     a = d["summary"]["final_accuracy"]
-    return f"| {name} | {a['mean']:.2f} ± {a['std']:.2f} | {d['summary']['runs']} |"
+    return f"{a['mean']:.2f} ± {a['std']:.2f} ({d['summary']['runs']})"
+
+
+def cells(results, augment):
+    """setting name -> eval.json; the defaults from TABLE_RESULTS unless the study ran its own."""
+    suffix = "" if augment == "none" else f"-{augment}"
+    found = {}
+    for path in sorted(glob.glob(os.path.join(results, "eval", "*", "eval.json"))):
+        name = os.path.basename(os.path.dirname(path))
+        if name.endswith("-dsa") == (augment == "dsa"):
+            found[name[: len(name) - len(suffix)]] = path
+    default = os.path.join(table, "eval", f"dmgd-ipc10-{augment}", "eval.json")
+    if found and "defaults" not in found and os.path.exists(default):
+        found["defaults"] = default
+    return found
+
+
+def test_name(path):
+    return details(path)["test"].split(" (")[0]  # drop the machine's path
 
 
 for augment in ("none", "dsa"):
-    suffix = "" if augment == "none" else f"-{augment}"
-    paths = [p for p in sorted(glob.glob(os.path.join(out, "eval", "*", "eval.json")))
-             if os.path.basename(os.path.dirname(p)).endswith("-dsa") == (augment == "dsa")]
-    if not paths:
+    ours = cells(out, augment)
+    if not ours:
         continue
+    theirs = cells(beside, augment) if beside else {}
     epochs = 300 if augment == "none" else 1000
-    tests = sorted({details(p)["test"].split(" (")[0] for p in paths})  # drop the path
+    tests = sorted({test_name(p) for p in ours.values()})
     print(f"\nAugmentation {augment} ({epochs} epochs), tested on {' and '.join(tests)}.\n")
-    print("| setting (knobs moved from the DMGD defaults; `dit-` rows are plain DiT sampling) | final acc (%) | runs |")
-    print("|---|---|---|")
-    default = os.path.join(table, "eval", f"dmgd-ipc10-{augment}", "eval.json")
-    if os.path.exists(default) and not any(p.endswith(f"/defaults{suffix}/eval.json") for p in paths):
-        print(row("defaults: rho 0.5, K 10, beta_n 0.06, CFG 4, window [30, 45]", default))
-    for path in sorted(paths, key=lambda p: "/defaults" not in p):  # defaults first
-        name = os.path.basename(os.path.dirname(path))
-        name = name[: len(name) - len(suffix)] if suffix else name
-        if name == "defaults":
-            name = "defaults: rho 0.5, K 10, beta_n 0.06, CFG 4, window [30, 45]"
-        print(row(name, path))
+    header = "| setting (knobs moved from the DMGD defaults; `dit-` rows are plain DiT sampling) "
+    if beside:
+        other = " and ".join(sorted({test_name(p) for p in theirs.values()}))
+        print(header + f"| final acc (%) (runs) | on {other} (runs) |\n|---|---|---|")
+    else:
+        print(header + "| final acc (%) (runs) |\n|---|---|")
+    for name in sorted(ours, key=lambda n: (n != "defaults", n)):  # defaults first
+        cols = [accuracy(ours[name])] + ([accuracy(theirs.get(name))] if beside else [])
+        print(f"| {DEFAULTS if name == 'defaults' else name} | " + " | ".join(cols) + " |")
