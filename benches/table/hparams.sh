@@ -14,7 +14,7 @@
 # so knobs can be picked without the test split; its cells go to benches/results/hparams-validation.
 # A setting with no flags ("defaults=") is the reference defaults, distilled by this script.
 # (flags that start with --method replace `--method dmgd`, e.g. "dit-cfg2=--method dit --cfg-scale 2")
-# About 13 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~6 min.
+# About 5 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~3 min.
 # Finished cells are copied into RESULTS (default benches/results/hparams, committed) and are
 # not run again. Then: python3 benches/table/summarize_hparams.py
 set -euo pipefail
