@@ -96,6 +96,20 @@ print(f"\nThe kept cells took {eval_hours + distill_hours:.1f} core-hours: {eval
 print(f"({sum(len(c['runs']) for c in cells.values())} networks) and {distill_hours:.1f} of distillation "
       f"({sum(len(v) for v in sets.values())} sets).")
 
+# Cells cut off half-way: keep.sh saved their finished networks for the next run to resume.
+partial = {}  # cell -> [seconds per kept network]
+for path in sorted(glob.glob(os.path.join(out, "eval", "*", "networks", "*.json"))):
+    cell = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    if not os.path.exists(os.path.join(out, "eval", cell, "eval.json")):
+        partial.setdefault(cell, []).append(json.load(open(path))["report"]["seconds"])
+if partial:
+    print("\nUnfinished cells, whose finished networks are kept for `run.sh` to resume:\n")
+    print("| cell | networks kept | seconds per network |")
+    print("|---|---|---|")
+    for cell, secs in partial.items():
+        print(f"| {cell} | {len(secs)} | {min(secs):.0f}–{max(secs):.0f} |")
+    print(f"\nThey took {sum(sum(s) for s in partial.values()) / 3600:.1f} core-hours more.")
+
 # A set re-distilled on another machine or binary must hold the same images as before, or the
 # columns of one row would not describe the same sets: every eval manifest names its training
 # sets with a fingerprint of their pixels and labels.
