@@ -12,6 +12,7 @@ PUBLISHED = {  # DESIGN.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
     "random real (published)": (51.4, 73.8, 82.5), "DC": (70.5, 82.3, 83.6), "DSA": (70.6, 84.6, 88.7),
     "DM": (71.5, 83.6, 88.2), "MTT": (75.1, 87.2, 88.3),
 }
+NETWORKS_PER_CELL = 6  # run.sh's defaults: 3 generation seeds x 2 networks
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd", "dmgd-tuned"]
 out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
 
@@ -102,13 +103,51 @@ for path in sorted(glob.glob(os.path.join(out, "eval", "*", "networks", "*.json"
     cell = os.path.basename(os.path.dirname(os.path.dirname(path)))
     if not os.path.exists(os.path.join(out, "eval", cell, "eval.json")):
         partial.setdefault(cell, []).append(json.load(open(path))["report"]["seconds"])
+kept_hours = sum(sum(s) for s in partial.values()) / 3600
 if partial:
     print("\nUnfinished cells, whose finished networks are kept for `run.sh` to resume:\n")
     print("| cell | networks kept | seconds per network |")
     print("|---|---|---|")
     for cell, secs in partial.items():
         print(f"| {cell} | {len(secs)} | {min(secs):.0f}–{max(secs):.0f} |")
-    print(f"\nThey took {sum(sum(s) for s in partial.values()) / 3600:.1f} core-hours more.")
+    print(f"\nThey took {kept_hours:.1f} core-hours more.")
+
+# What run.sh with no knobs still has to train, priced by the networks measured at the same IPC
+# and augmentation (the network count dominates; a set missing on a machine adds 250-290 s).
+measured = {}  # (ipc, augment) -> [seconds per network]
+for (m, i, a), c in cells.items():
+    measured.setdefault((i, a), []).extend(r["seconds"] for r in c["runs"])
+for cell, secs in partial.items():
+    method, rest = cell.rsplit("-ipc", 1)
+    ipc, augment = rest.split("-", 1)
+    measured.setdefault((int(ipc), augment), []).extend(secs)
+left = []  # (cell, networks left, seconds per network or None)
+for augment in ("none", "dsa"):
+    for i in (1, 10, 50):
+        for m in ORDER:
+            if (m, i, augment) in cells:
+                continue
+            cell = f"{m}-ipc{i}-{augment}"
+            n = NETWORKS_PER_CELL - len(partial.get(cell, []))
+            secs = measured.get((i, augment))
+            left.append((cell, n, statistics.mean(secs) if secs else None))
+print("\n### What is left\n")
+if not left:
+    print("Nothing: every cell of `run.sh` is kept.")
+else:
+    print("| cell | networks left | seconds per network (measured) |")
+    print("|---|---|---|")
+    for cell, n, s in left:
+        print(f"| {cell} | {n} of {NETWORKS_PER_CELL} | {f'~{s:,.0f}' if s else 'not measured yet'} |")
+    networks = sum(n for _, n, _ in left)
+    hours = sum(n * s for _, n, s in left if s) / 3600
+    unpriced = [c for c, _, s in left if not s]
+    print(f"\n{networks} networks, about {hours:.1f} core-hours"
+          + (f" (without {', '.join(unpriced)}, not measured yet)" if unpriced else "")
+          + f": about {hours / 2:.1f} h on a 2-core machine with two chains.")
+    print(f"From a clean checkout the whole table is about {eval_hours + distill_hours + kept_hours + hours:.0f}"
+          f" core-hours: the kept cells took {eval_hours + distill_hours:.1f}, the kept networks of"
+          f" unfinished cells {kept_hours:.1f}, and what is left about {hours:.1f}.")
 
 # A set re-distilled on another machine or binary must hold the same images as before, or the
 # columns of one row would not describe the same sets: every eval manifest names its training
