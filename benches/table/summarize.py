@@ -22,11 +22,16 @@ def details(path):
     return r["details"] if "details" in r else r
 
 
+def cell_key(name):
+    """`dmgd-no-semantic-ipc50-dsa` -> ("dmgd-no-semantic", 50, "dsa")"""
+    method, rest = name.rsplit("-ipc", 1)
+    ipc, augment = rest.split("-", 1)
+    return method, int(ipc), augment
+
+
 cells = {}  # (method, ipc, augment) -> eval details
 for path in sorted(glob.glob(os.path.join(out, "eval", "*", "eval.json"))):
-    method, rest = os.path.basename(os.path.dirname(path)).rsplit("-ipc", 1)
-    ipc, augment = rest.split("-", 1)
-    cells[(method, int(ipc), augment)] = details(path)
+    cells[cell_key(os.path.basename(os.path.dirname(path)))] = details(path)
 
 sets = {}  # (method, ipc) -> [distill seconds per seed]
 for path in sorted(glob.glob(os.path.join(out, "sets", "*", "manifest.json"))):
@@ -118,9 +123,8 @@ measured = {}  # (ipc, augment) -> [seconds per network]
 for (m, i, a), c in cells.items():
     measured.setdefault((i, a), []).extend(r["seconds"] for r in c["runs"])
 for cell, secs in partial.items():
-    method, rest = cell.rsplit("-ipc", 1)
-    ipc, augment = rest.split("-", 1)
-    measured.setdefault((int(ipc), augment), []).extend(secs)
+    _, ipc, augment = cell_key(cell)
+    measured.setdefault((ipc, augment), []).extend(secs)
 left = []  # (cell, networks left, seconds per network or None)
 for augment in ("none", "dsa"):
     for i in (1, 10, 50):
