@@ -114,7 +114,8 @@ if partial:
     print("| cell | networks kept | seconds per network |")
     print("|---|---|---|")
     for cell, secs in partial.items():
-        print(f"| {cell} | {len(secs)} | {min(secs):.0f}–{max(secs):.0f} |")
+        span = f"{min(secs):.0f}" if min(secs) == max(secs) else f"{min(secs):.0f}–{max(secs):.0f}"
+        print(f"| {cell} | {len(secs)} | {span} |")
     print(f"\nThey took {kept_hours:.1f} core-hours more.")
 
 # What run.sh with no knobs still has to train, priced by the networks measured at the same IPC
