@@ -8,6 +8,8 @@ read from the manifests.
 """
 import glob, json, os, statistics, sys
 
+from records import details
+
 PUBLISHED = {  # DESIGN.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
     "random real (published)": (51.4, 73.8, 82.5), "DC": (70.5, 82.3, 83.6), "DSA": (70.6, 84.6, 88.7),
     "DM": (71.5, 83.6, 88.2), "MTT": (75.1, 87.2, 88.3),
@@ -15,11 +17,6 @@ PUBLISHED = {  # DESIGN.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
 NETWORKS_PER_CELL = 6  # run.sh's defaults: 3 generation seeds x 2 networks
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd", "dmgd-tuned"]
 out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
-
-
-def details(path):
-    r = json.load(open(path))
-    return r["details"] if "details" in r else r
 
 
 def cell_key(name):

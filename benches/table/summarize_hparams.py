@@ -10,15 +10,12 @@ test-split study there), adds its accuracy for each setting as a second column.
 """
 import glob, json, os, sys
 
+from records import details
+
 out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/hparams"
 table = sys.argv[2] if len(sys.argv) > 2 else "benches/results/table"
 beside = sys.argv[3] if len(sys.argv) > 3 else None
 DEFAULTS = "defaults: rho 0.5, K 10, beta_n 0.06, CFG 4, window [30, 45]"
-
-
-def details(path):
-    r = json.load(open(path))
-    return r["details"] if "details" in r else r
 
 
 def accuracy(path):
