@@ -8,7 +8,7 @@ IPC-10 cell of TABLE_RESULTS (default benches/results/table), tested on the same
 BESIDE, another RESULTS of the same study tested elsewhere (the validation study puts the
 test-split study there), adds its accuracy for each setting as a second column.
 """
-import glob, json, os, sys
+import glob, os, sys
 
 from records import details
 
