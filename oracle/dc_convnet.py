@@ -8,15 +8,18 @@ momentum 0.9 wd 5e-4, batch 256, E epochs with lr x0.1 after E/2 (DC's `lr_sched
 It trains on exactly the images `dmgd select` chose (the `source_indices` of its manifest.json),
 or on the full training set, so Rust and PyTorch numbers compare like for like:
 
-    OMP_WAIT_POLICY=PASSIVE python benches/oracle/dc_convnet.py --manifest runs/random-ipc10-s0/manifest.json --repeats 2
-    OMP_WAIT_POLICY=PASSIVE python benches/oracle/dc_convnet.py --full --epochs 5
+    OMP_WAIT_POLICY=PASSIVE ${PYTHON:-python3} oracle/dc_convnet.py --manifest runs/random-ipc10-s0/manifest.json --repeats 2
+    OMP_WAIT_POLICY=PASSIVE ${PYTHON:-python3} oracle/dc_convnet.py --full --epochs 5
+
+Fashion-MNIST is read from --fashion-mnist-dir (as for dmgd; FASHION_MNIST_DIR sets the default).
 """
-import argparse, gzip, json, time
+import argparse, gzip, json, os, time
 import numpy as np
 import torch
 import torch.nn as nn
 
-FMNIST = "/usr/share/datasets/fashion-mnist"
+# The Debian package dataset-fashion-mnist installs here (dmgd's --fashion-mnist-dir default).
+FMNIST = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2861, 0.3530
 
 
@@ -28,9 +31,9 @@ def idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(dims)
 
 
-def load(split):
-    x = idx(f"{FMNIST}/{split}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = idx(f"{FMNIST}/{split}-labels-idx1-ubyte.gz").astype(np.int64)
+def load(directory, split):
+    x = idx(f"{directory}/{split}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = idx(f"{directory}/{split}-labels-idx1-ubyte.gz").astype(np.int64)
     x = (x - MEAN) / STD
     return torch.from_numpy(x[:, None]), torch.from_numpy(y)
 
@@ -75,10 +78,11 @@ def main():
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fashion-mnist-dir", default=FMNIST, help="directory of the four *-ubyte.gz files")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    x, y = load("train")
-    xt, yt = load("t10k")
+    x, y = load(args.fashion_mnist_dir, "train")
+    xt, yt = load(args.fashion_mnist_dir, "t10k")
     if args.manifest:
         picks = json.load(open(args.manifest))["details"]["source_indices"]
         sel = torch.tensor([i for cls in picks for i in cls])

@@ -1,7 +1,8 @@
-"""Test oracle: a PyTorch DiT + IDDPM diffusion written from DESIGN.md §2 and §4, used only to
-regenerate the fixtures the Rust parity tests read (tests/fixtures/*.safetensors).
+"""Test oracle: a PyTorch DiT + IDDPM diffusion written from docs/METHOD.md §2 and §4, used only
+to regenerate the fixtures that crates/diffusion/tests/parity.rs reads
+(crates/diffusion/tests/fixtures/dit_tiny*.safetensors).
 
-    /work/torchenv/bin/python crates/diffusion/tests/oracle/dit_oracle.py
+    ${PYTHON:-python3} oracle/dit_oracle.py
 
 Tiny random-weight model (input 8, patch 2, 4 channels, width 64, depth 2, 4 heads, 5 classes),
 weights drawn with non-zero adaLN so every path contributes. Fixed seed: reruns give the same files.
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-OUT = Path(__file__).resolve().parent.parent / "fixtures"
+OUT = Path(__file__).resolve().parents[1] / "crates" / "diffusion" / "tests" / "fixtures"
 torch.manual_seed(0)
 
 CFG = dict(input_size=8, patch=2, in_ch=4, hidden=64, depth=2, heads=4, classes=5)

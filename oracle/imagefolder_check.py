@@ -1,6 +1,6 @@
 """Checks that torchvision's ImageFolder loads a dmgd output unchanged (test oracle only).
 
-    python benches/oracle/imagefolder_check.py runs/distill-dmgd-ipc10/images [IPC]
+    ${PYTHON:-python3} oracle/imagefolder_check.py runs/distill-dmgd-ipc10/images [IPC]
 
 Loads the folder with torchvision.datasets.ImageFolder and checks: class folders in label order
 (the sorted folder names equal the manifest's class order), IPC images per class, every image

@@ -1,11 +1,11 @@
 """PyTorch oracle for dmgd-ot: the OT guidance loss and its autograd gradient w.r.t. x0_hat.
 
-Written from DESIGN.md §6 in the style of the authors' (PyTorch) release: unit-sphere
+Written from docs/METHOD.md §6 in the style of the authors' (PyTorch) release: unit-sphere
 projection, torch.cdist for the plain Euclidean cost, the unrolled Sinkhorn loop, backward().
 Inputs are closed-form (sin/cos of indices) so the Rust test rebuilds them without a file.
 
-Run: /work/torchenv/bin/python crates/ot/tests/oracle/ot_guidance.py
-and paste the printed constants into tests/ot_reference.rs (`torch_oracle_*`).
+Run: ${PYTHON:-python3} oracle/ot_guidance.py
+and paste the printed constants into crates/ot/tests/ot_reference.rs (`torch_oracle_*`).
 """
 import math
 

@@ -5,7 +5,7 @@ IntroBlock for 224 px) and ResNet-18 (torchvision layout with instance norm) the
 repositories do, and prints `name input classes count` lines. crates/student's test
 `param_counts_match_pytorch` holds these numbers.
 
-    /work/torchenv/bin/python benches/student/param_counts.py
+    ${PYTHON:-python3} oracle/param_counts.py
 """
 import torch.nn as nn
 import torch.nn.functional as F

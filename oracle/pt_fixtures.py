@@ -1,6 +1,7 @@
-"""Test oracle: PyTorch `.pt` fixtures for the checkpoint loader.
+"""Test oracle: PyTorch `.pt` fixtures for the checkpoint loader, for
+crates/diffusion/tests/checkpoint.rs (written to crates/diffusion/tests/fixtures/).
 
-    /work/torchenv/bin/python crates/diffusion/tests/oracle/pt_fixtures.py
+    ${PYTHON:-python3} oracle/pt_fixtures.py
 
 - dit_tiny.pt: the tiny oracle DiT (dit_tiny.safetensors) saved by torch.save as an OrderedDict,
   the layout of the official DiT checkpoints.
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-OUT = Path(__file__).resolve().parent.parent / "fixtures"
+OUT = Path(__file__).resolve().parents[1] / "crates" / "diffusion" / "tests" / "fixtures"
 
 
 class Evil:

@@ -1,7 +1,8 @@
 """Test oracle: a tiny random diffusers AutoencoderKL, saved in both attention namings, with its
-encoder moments and decoder output for fixed inputs (tests/fixtures/vae_tiny_*.safetensors).
+encoder moments and decoder output for fixed inputs, for crates/diffusion/tests/vae.rs
+(crates/diffusion/tests/fixtures/vae_tiny_*.safetensors).
 
-    /work/torchenv/bin/python crates/diffusion/tests/oracle/vae_oracle.py
+    ${PYTHON:-python3} oracle/vae_oracle.py
 """
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
-OUT = Path(__file__).resolve().parent.parent / "fixtures"
+OUT = Path(__file__).resolve().parents[1] / "crates" / "diffusion" / "tests" / "fixtures"
 OLD_NAMES = {".to_q.": ".query.", ".to_k.": ".key.", ".to_v.": ".value.", ".to_out.0.": ".proj_attn."}
 
 

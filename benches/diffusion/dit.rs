@@ -11,7 +11,6 @@ use candle_nn::{VarBuilder, VarMap};
 use dmgd_data::{ImageSet, ImageShape};
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
 use dmgd_diffusion::gaussian::GaussianDiffusion;
-use dmgd_diffusion::sampler::{sample, Method, SampleOptions};
 use dmgd_diffusion::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
 use std::time::Instant;
@@ -140,7 +139,7 @@ fn train(name: &str, repeats: usize) -> f64 {
 /// activation sizes of a DiT-Ti/4 training step at batch 32: one line per op.
 fn ops(repeats: usize) {
     use candle_core::{Var, D};
-    use dmgd_diffusion::ops::{gelu_tanh, layer_norm_no_affine, softmax_last_dim};
+    use dmgd_kernels::dit::{gelu_tanh, layer_norm_no_affine, softmax_last_dim};
     let time = |shape: (usize, usize), f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()).unwrap();
         let g = Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap();
@@ -224,22 +223,25 @@ fn main() {
             return;
         }
         "xl2-sample" => {
-            // Two respaced steps of CFG sampling at batch 2 (model batch 4), random weights.
+            // Two CFG model calls at batch 2 (model batch 4), random weights: the cost of two
+            // sampling steps (the step arithmetic around them is negligible at this size).
             let cfg = DitConfig::preset("DiT-XL/2", 32, 4, 1000).unwrap();
             let dit = random_dit(&cfg);
             let after_init = peak_rss_mib();
             let diffusion = GaussianDiffusion::new("2").unwrap();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-            let s = Instant::now();
-            let options = SampleOptions {
-                cfg: Cfg {
-                    scale: 4.0,
-                    channels: CfgChannels::FirstThree,
-                },
-                method: Method::Ddpm,
-                clip_denoised: false,
+            let guidance = Cfg {
+                scale: 4.0,
+                channels: CfgChannels::FirstThree,
             };
-            sample(&dit, &diffusion, &[1, 2], &options, &mut rng).unwrap();
+            let x =
+                dmgd_diffusion::gaussian::randn(&mut rng, &[2, 4, 32, 32], dit.device()).unwrap();
+            let y = dit.cfg_label_embedding(&[1, 2]).unwrap();
+            let s = Instant::now();
+            for i in (0..diffusion.num_steps()).rev() {
+                let t = diffusion.model_timesteps(i, 2, dit.device()).unwrap();
+                dit.forward_with_cfg(&x, &t, &y, &guidance).unwrap();
+            }
             (
                 s.elapsed().as_secs_f64() / 2.0,
                 format!(

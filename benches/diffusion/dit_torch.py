@@ -1,7 +1,8 @@
 """PyTorch side of the DiT benchmark (docs/BENCH-diffusion.md): the same workloads as
-benches/diffusion/dit.rs, with the oracle DiT of crates/diffusion/tests/oracle/dit_oracle.py.
+benches/diffusion/dit.rs, with the oracle DiT of oracle/dit_oracle.py (packages:
+oracle/requirements.txt).
 
-    OMP_WAIT_POLICY=PASSIVE /work/torchenv/bin/python benches/diffusion/dit_torch.py forward-ti4
+    OMP_WAIT_POLICY=PASSIVE "${PYTHON:-python3}" benches/diffusion/dit_torch.py forward-ti4
 """
 import json
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "crates/diffusion/tests/oracle"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "oracle"))
 import dit_oracle as o  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))

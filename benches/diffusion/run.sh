@@ -12,7 +12,7 @@ for workload in ${WORKLOADS:-forward-ti4 train-ti4 forward-s2 train-s2}; do
   for _ in $(seq "$ROUNDS"); do
     "$BENCH" "$workload"
     CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1 "$BENCH" "$workload"
-    /work/torchenv/bin/python benches/diffusion/dit_torch.py "$workload"
+    "${PYTHON:-python3}" benches/diffusion/dit_torch.py "$workload"
   done
 done
 if [ "${XL2:-1}" = 1 ]; then

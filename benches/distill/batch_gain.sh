@@ -14,6 +14,6 @@ for rep in a b; do
   for batch in 10 1; do
     "$dmgd" distill --dit "$dit" --method dmgd --ipc 2 --class-batch "$batch" \
       --out "$out/bg-$batch-$rep" --cache-dir "$out/cache" >/dev/null
-    python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['details']['timings']; print('dmgd class-batch $batch rep $rep: wall s/image', round(t['sampling_seconds']/t['images_generated'], 3))" "$out/bg-$batch-$rep/manifest.json"
+    "${PYTHON:-python3}" -c "import json,sys; t=json.load(open(sys.argv[1]))['details']['timings']; print('dmgd class-batch $batch rep $rep: wall s/image', round(t['sampling_seconds']/t['images_generated'], 3))" "$out/bg-$batch-$rep/manifest.json"
   done
 done

@@ -25,7 +25,7 @@ done
 
 run() { # name, extra flags... -> "cpu_seconds_per_image wall_sampling_seconds_per_image"
   local name=$1; shift
-  python3 - "$out/$name" "$bin" distill --dit "$dit" --ipc "$ipc" --out "$out/$name" --cache-dir "$out/cache" "$@" <<'PY'
+  "${PYTHON:-python3}" - "$out/$name" "$bin" distill --dit "$dit" --ipc "$ipc" --out "$out/$name" --cache-dir "$out/cache" "$@" <<'PY'
 import json, resource, subprocess, sys
 out, cmd = sys.argv[1], sys.argv[2:]
 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -43,7 +43,7 @@ for batch in 10 1; do
   read -r gc1 gw1 < <(run "dmgd-$batch-a" --method dmgd --class-batch "$batch")
   read -r dc2 dw2 < <(run "dit-$batch-b" --method dit --class-batch "$batch" --seed 1)
   read -r gc2 gw2 < <(run "dmgd-$batch-b" --method dmgd --class-batch "$batch" --seed 1)
-  python3 - "$batch" "$dc1" "$dc2" "$gc1" "$gc2" "$dw1" "$dw2" "$gw1" "$gw2" <<'PY'
+  "${PYTHON:-python3}" - "$batch" "$dc1" "$dc2" "$gc1" "$gc2" "$dw1" "$dw2" "$gw1" "$gw2" <<'PY'
 import sys
 b = sys.argv[1]
 dc1, dc2, gc1, gc2, dw1, dw2, gw1, gw2 = map(float, sys.argv[2:])

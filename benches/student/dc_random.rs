@@ -1,5 +1,5 @@
 //! Benchmark run (not a test): the DC protocol on `ipc` random real Fashion-MNIST images per
-//! class, the "random real" baseline of DESIGN.md §9 (published 51.4 / 73.8 / 82.5 for
+//! class, the "random real" baseline of docs/METHOD.md §9 (published 51.4 / 73.8 / 82.5 for
 //! IPC 1 / 10 / 50 with ConvNet-3), mean ± std over `runs` fresh nets and subsets.
 //!
 //!     CARGO_TARGET_DIR=target-student cargo bench -p dmgd-student --bench dc_random -- IPC EPOCHS RUNS [dsa]

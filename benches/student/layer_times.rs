@@ -4,7 +4,7 @@
 //!     CARGO_TARGET_DIR=target-student cargo bench -p dmgd-student --bench layer_times
 
 use candle_core::{Device, Tensor, Var};
-use dmgd_student::ops::{self, ConvParams, NormParams, NormStats};
+use dmgd_kernels::{self as ops, ConvParams, NormParams, NormStats};
 use std::time::Instant;
 
 /// CPU seconds (user + system) used by this process so far, from /proc/self/stat. On a

@@ -8,6 +8,6 @@ cargo bench -p dmgd-student --bench train_step --no-run 2>/dev/null
 for round in 1 2; do
     echo "== round $round"
     cargo bench -p dmgd-student --bench train_step 2>/dev/null | grep -E '^rust'
-    OMP_WAIT_POLICY=PASSIVE /work/torchenv/bin/python benches/student/train_step.py
+    OMP_WAIT_POLICY=PASSIVE "${PYTHON:-python3}" benches/student/train_step.py
 done
 uptime

@@ -1,7 +1,10 @@
 """PyTorch side of the student benchmark: the same ConvNet-3 step (batch 256, 28 x 28
-Fashion-MNIST, forward + backward + SGD 0.01/0.9/5e-4) and the 10,000-image test pass.
+Fashion-MNIST, forward + backward + SGD 0.01/0.9/5e-4) and the 10,000-image test pass. The net is
+the oracle's (oracle/param_counts.py); packages: oracle/requirements.txt.
 
-    OMP_WAIT_POLICY=PASSIVE /work/torchenv/bin/python benches/student/train_step.py
+    OMP_WAIT_POLICY=PASSIVE "${PYTHON:-python3}" benches/student/train_step.py
+
+FASHION_MNIST_DIR overrides where the four IDX files are read from.
 """
 import gzip
 import os
@@ -13,11 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "oracle"))
 from param_counts import ConvNet  # noqa: E402
 
 torch.set_num_threads(2)
-DIR = "/usr/share/datasets/fashion-mnist"
+# The Debian package dataset-fashion-mnist installs here (dmgd's --fashion-mnist-dir default).
+DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2861, 0.3530
 BATCH, STEPS, TEST_PASSES = 256, 7, 3
 

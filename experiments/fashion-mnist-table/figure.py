@@ -1,10 +1,11 @@
-"""Accuracy against IPC per method, from the cells of benches/table/run.sh (needs matplotlib).
+"""Accuracy against IPC per method, from the cells of run.sh beside this file (needs matplotlib).
 
-    python3 benches/table/figure.py [OUT_DIR] [PNG] [AUGMENT]
-    (defaults: benches/results/table, docs/img/table-accuracy-vs-ipc.png, none)
+    ${PYTHON:-python3} experiments/fashion-mnist-table/figure.py [OUT_DIR] [PNG] [AUGMENT]
+    (defaults: experiments/fashion-mnist-table/results/table, docs/img/table-accuracy-vs-ipc.png,
+    none)
 
 Error bars are one sample standard deviation; the published DSA and random-real rows of
-DESIGN.md §9 are drawn dashed for reference.
+docs/METHOD.md §9 are drawn dashed for reference.
 """
 import glob, json, os, sys
 
@@ -13,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
+out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fashion-mnist-table/results/table"
 png = sys.argv[2] if len(sys.argv) > 2 else "docs/img/table-accuracy-vs-ipc.png"
 augment = sys.argv[3] if len(sys.argv) > 3 else "none"
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd", "dmgd-tuned"]

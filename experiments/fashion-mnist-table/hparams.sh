@@ -3,20 +3,20 @@
 # reference defaults (rho 0.5, K 10, beta_n 0.06, CFG 4.0, OT window [30, 45]; beta_n 0 is
 # refused: the exploration phase's label would be all zeros), evaluated
 # like the main table (ConvNet-3, dc protocol, no augmentation unless AUGMENT=dsa, final-epoch accuracy). The
-# defaults' row is the main table's `dmgd` IPC-10 cell (benches/table/run.sh).
+# defaults' row is the main table's `dmgd` IPC-10 cell (run.sh beside this file).
 #
-#   benches/table/hparams.sh [OUT_DIR]          (default runs/hparams; resumable)
+#   experiments/fashion-mnist-table/hparams.sh [OUT_DIR]      (default runs/hparams; resumable)
 #
 # Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
 # AUGMENT=none|dsa (dsa: 1000 epochs unless EPOCHS is set; cells are named <name>-dsa)
 # TEST=fashion-mnist|validation|<ImageFolder>: where the students are tested. `validation` is
 # 1,000 random real training images per class (`dmgd select --seed 1000`, made in OUT_DIR),
-# so knobs can be picked without the test split; its cells go to benches/results/hparams-validation.
+# so knobs can be picked without the test split; its cells go to results/hparams-validation.
 # A setting with no flags ("defaults=") is the reference defaults, distilled by this script.
 # (flags that start with --method replace `--method dmgd`, e.g. "dit-cfg2=--method dit --cfg-scale 2")
 # About 5 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~3 min.
-# Finished cells are copied into RESULTS (default benches/results/hparams, committed) and are
-# not run again. Then: python3 benches/table/summarize_hparams.py
+# Finished cells are copied into RESULTS (default experiments/fashion-mnist-table/results/hparams,
+# committed) and are not run again. Then: ${PYTHON:-python3} summarize_hparams.py beside this file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/hparams}
@@ -35,13 +35,13 @@ fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
 TEST=${TEST:-fashion-mnist}
 if [ "$TEST" = validation ]; then
-  RESULTS=${RESULTS:-benches/results/hparams-validation}
+  RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/hparams-validation}
   mkdir -p "$out"
   [ -f "$out/validation/manifest.json" ] ||
     $bin select --method random --ipc 1000 --seed 1000 --out "$out/validation" --overwrite
   TEST=$out/validation
 fi
-RESULTS=${RESULTS:-benches/results/hparams}
+RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/hparams}
 mkdir -p "$out" "$RESULTS"
 
 IFS=';' read -ra settings <<< "$STUDY"
@@ -69,4 +69,4 @@ for setting in "${settings[@]}"; do
   mkdir -p "$RESULTS/eval/$cell_name"
   cp "$cell"/eval.json "$cell"/eval.md "$cell"/manifest.json "$RESULTS/eval/$cell_name/"
 done
-echo "done: python3 benches/table/summarize_hparams.py"
+echo "done: ${PYTHON:-python3} experiments/fashion-mnist-table/summarize_hparams.py"

@@ -4,11 +4,11 @@
 # an unfinished cell's networks/*.json and manifest.json go into RESULTS/eval/<cell>/, where
 # run.sh puts them back before `dmgd eval --resume`; a finished cell is saved as run.sh would.
 #
-#   benches/table/keep.sh [OUT_DIR]     (default runs/table; RESULTS as in run.sh)
+#   experiments/fashion-mnist-table/keep.sh [OUT_DIR]     (default runs/table; RESULTS as in run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/table}
-RESULTS=${RESULTS:-benches/results/table}
+RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/table}
 for cell in "$out"/eval/*/; do
   cell=${cell%/}
   name=$(basename "$cell")

@@ -1,17 +1,19 @@
 """Rewrites the generated parts of docs/RESULTS.md from the committed cells.
 
-    python3 benches/table/refresh.py [RESULTS_MD]      (default docs/RESULTS.md)
+    ${PYTHON:-python3} experiments/fashion-mnist-table/refresh.py [RESULTS_MD]
+    (default docs/RESULTS.md)
 
 Replaces what lies between `<!-- table begin -->` and `<!-- table end -->` with the output of
 summarize.py, between `<!-- hparams begin -->` and `<!-- hparams end -->` with that of
 summarize_hparams.py, and between the `hparams-validation` markers with that of
-summarize_hparams.py on benches/results/hparams-validation (the test-split study beside it);
-the prose around them is left as it is. Written to a temporary name and
-renamed, so an error leaves the file untouched.
+summarize_hparams.py on results/hparams-validation (the test-split study beside it); the prose
+around them is left as it is. Written to a temporary name and renamed, so an error leaves the
+file untouched.
 """
 import os, subprocess, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
+results = os.path.join("experiments", "fashion-mnist-table", "results")  # from the repository root
 path = sys.argv[1] if len(sys.argv) > 1 else "docs/RESULTS.md"
 
 
@@ -32,8 +34,8 @@ text = open(path).read()
 text = splice(text, "table", run("summarize.py"))
 text = splice(text, "hparams", run("summarize_hparams.py"))
 text = splice(text, "hparams-validation",
-              run("summarize_hparams.py", "benches/results/hparams-validation",
-                  "benches/results/table", "benches/results/hparams"))
+              run("summarize_hparams.py", os.path.join(results, "hparams-validation"),
+                  os.path.join(results, "table"), os.path.join(results, "hparams")))
 tmp = path + ".tmp"
 with open(tmp, "w") as f:
     f.write(text)

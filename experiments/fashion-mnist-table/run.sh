@@ -2,13 +2,14 @@
 # The Fashion-MNIST distillation table (issue 5): every method at IPC 1, 10 and 50, several
 # generation seeds, ConvNet-3 students under the dc protocol with and without DSA augmentation.
 #
-#   benches/table/run.sh [OUT_DIR]          (default runs/table; resumable: finished cells are kept)
+#   experiments/fashion-mnist-table/run.sh [OUT_DIR]
+#   (default runs/table; resumable: finished cells are kept)
 #
 # Each finished cell's eval.json, eval.md and manifest.json, and each set's manifest.json, are
-# copied into RESULTS (default benches/results/table, committed): the table outlives the
-# machine, and a cell found there is not run again (nor are its sets distilled). A cell cut off
-# half-way keeps its finished networks: benches/table/keep.sh copies them into RESULTS, and the
-# next run.sh, on any machine, trains only the missing ones (dmgd eval --resume).
+# copied into RESULTS (default experiments/fashion-mnist-table/results/table, committed): the
+# table outlives the machine, and a cell found there is not run again (nor are its sets
+# distilled). A cell cut off half-way keeps its finished networks: keep.sh copies them into
+# RESULTS, and the next run.sh, on any machine, trains only the missing ones (dmgd eval --resume).
 #
 # Environment knobs (defaults = the full table, many hours on 2 CPU cores):
 #   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
@@ -17,7 +18,7 @@
 #   TEST_EVERY=<epochs> (test once, after the last epoch: the protocol reports final accuracy)
 #   DMGD=<binary> (default: build this checkout)
 # Two chains with disjoint METHODS may share OUT_DIR (cells are separate directories).
-# Then: python3 benches/table/summarize.py (reads RESULTS) and benches/table/figure.py.
+# Then: summarize.py (reads RESULTS) and figure.py beside this file, with ${PYTHON:-python3}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/table}
@@ -32,7 +33,7 @@ if [ -z "${DMGD:-}" ]; then
   cargo build --release -q -p dmgd-cli
 fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
-RESULTS=${RESULTS:-benches/results/table}
+RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/table}
 mkdir -p "$out" "$RESULTS"
 
 method_flags() {
@@ -96,4 +97,4 @@ for ipc in $IPCS; do
     done
   done
 done
-echo "done: python3 benches/table/summarize.py $RESULTS"
+echo "done: ${PYTHON:-python3} experiments/fashion-mnist-table/summarize.py $RESULTS"

@@ -1,6 +1,7 @@
-"""Turns the cells of benches/table/run.sh into Markdown tables (stdout).
+"""Turns the cells of run.sh (beside this file) into Markdown tables (stdout).
 
-    python3 benches/table/summarize.py [RESULTS]      (default benches/results/table)
+    ${PYTHON:-python3} experiments/fashion-mnist-table/summarize.py [RESULTS]
+    (default experiments/fashion-mnist-table/results/table)
 
 Accuracy per (method, IPC, augmentation), the comparisons the issue asks for (DMGD against
 `dit` and `random`, outside one standard deviation or not), and the wall time of each stage
@@ -10,13 +11,13 @@ import glob, json, os, statistics, sys
 
 from records import details
 
-PUBLISHED = {  # DESIGN.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
+PUBLISHED = {  # docs/METHOD.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
     "random real (published)": (51.4, 73.8, 82.5), "DC": (70.5, 82.3, 83.6), "DSA": (70.6, 84.6, 88.7),
     "DM": (71.5, 83.6, 88.2), "MTT": (75.1, 87.2, 88.3),
 }
 NETWORKS_PER_CELL = 6  # run.sh's defaults: 3 generation seeds x 2 networks
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd", "dmgd-tuned"]
-out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/table"
+out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fashion-mnist-table/results/table"
 
 
 def cell_key(name):
@@ -172,7 +173,7 @@ else:
     print("(a hash of its pixels, labels and class names) in every one of them, whichever machine and")
     print("binary distilled it.")
 
-print("\n### Published (DESIGN.md §9)\n")
+print("\n### Published (docs/METHOD.md §9)\n")
 print("| method | IPC 1 | IPC 10 | IPC 50 |\n|---|---|---|---|")
 for m, v in PUBLISHED.items():
     print(f"| {m} | " + " | ".join(str(x) for x in v) + " |")

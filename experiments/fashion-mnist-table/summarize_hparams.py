@@ -1,10 +1,11 @@
-"""The hyper-parameter study of benches/table/hparams.sh as a Markdown table (stdout).
+"""The hyper-parameter study of hparams.sh (beside this file) as a Markdown table (stdout).
 
-    python3 benches/table/summarize_hparams.py [RESULTS] [TABLE_RESULTS] [BESIDE]
+    ${PYTHON:-python3} experiments/fashion-mnist-table/summarize_hparams.py [RESULTS] [TABLE_RESULTS] [BESIDE]
 
 One table per augmentation (cells named <setting>-dsa ran with DSA). Each table's defaults row
 is the study's own `defaults` cell if it has one (the validation study does), else the `dmgd`
-IPC-10 cell of TABLE_RESULTS (default benches/results/table), tested on the same test split.
+IPC-10 cell of TABLE_RESULTS (default experiments/fashion-mnist-table/results/table), tested on
+the same test split. RESULTS defaults to experiments/fashion-mnist-table/results/hparams.
 BESIDE, another RESULTS of the same study tested elsewhere (the validation study puts the
 test-split study there), adds its accuracy for each setting as a second column.
 """
@@ -12,8 +13,8 @@ import glob, os, sys
 
 from records import details
 
-out = sys.argv[1] if len(sys.argv) > 1 else "benches/results/hparams"
-table = sys.argv[2] if len(sys.argv) > 2 else "benches/results/table"
+out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fashion-mnist-table/results/hparams"
+table = sys.argv[2] if len(sys.argv) > 2 else "experiments/fashion-mnist-table/results/table"
 beside = sys.argv[3] if len(sys.argv) > 3 else None
 DEFAULTS = "defaults: rho 0.5, K 10, beta_n 0.06, CFG 4, window [30, 45]"
 

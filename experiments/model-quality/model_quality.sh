@@ -7,8 +7,8 @@
 #    (N/10 per class; default 10,000) and the 10,000 real test images, next to the same distance
 #    between the 60,000 real training images and the test images.
 #
-#   benches/results/model_quality.sh                       # MODEL defaults to the shipped one
-#   N=2000 MODEL=runs/dit-ti4-cont benches/results/model_quality.sh
+#   experiments/model-quality/model_quality.sh          # MODEL defaults to the shipped one
+#   N=2000 MODEL=runs/dit-ti4-cont experiments/model-quality/model_quality.sh
 set -euo pipefail
 DMGD=${DMGD:-target/release/dmgd}
 MODEL=${MODEL:-models/fashion-mnist-dit}

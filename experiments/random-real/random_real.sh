@@ -5,9 +5,9 @@
 # dominant CPU cost at IPC 1 and 10).
 # Writes runs/random-ipc<N>-s<seed>/ (ImageFolder + manifest.json) and runs/eval-random-ipc<N>/.
 #
-#   benches/results/random_real.sh 1 10 50
-#   DMGD=path/to/dmgd EPOCHS=300 benches/results/random_real.sh 10
-#   PER_SET=1 benches/results/random_real.sh 50     # one eval per set (partial results survive)
+#   experiments/random-real/random_real.sh 1 10 50
+#   DMGD=path/to/dmgd EPOCHS=300 experiments/random-real/random_real.sh 10
+#   PER_SET=1 experiments/random-real/random_real.sh 50     # one eval per set (partial results survive)
 set -euo pipefail
 DMGD=${DMGD:-target/release/dmgd}
 EPOCHS=${EPOCHS:-300}

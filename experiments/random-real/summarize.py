@@ -1,6 +1,6 @@
 """Tables of docs/RESULTS.md from the run directories the scripts beside this file write.
 
-    python3 benches/results/summarize.py
+    ${PYTHON:-python3} experiments/random-real/summarize.py
 """
 import glob, json, os, statistics
 

@@ -28,6 +28,16 @@ pub struct DataArgs {
     pub image_size: Option<usize>,
 }
 
+impl DataArgs {
+    /// The shipped default: Fashion-MNIST from its usual place, nothing resized.
+    pub fn is_default(&self) -> bool {
+        self.data == FASHION_MNIST
+            && self.fashion_mnist_dir == std::path::Path::new(fashion_mnist::DEFAULT_DIR)
+            && self.classes.is_none()
+            && self.image_size.is_none()
+    }
+}
+
 /// A resolved data source.
 #[derive(Debug, Clone)]
 pub enum DataSource {

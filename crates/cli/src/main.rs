@@ -3,9 +3,12 @@
 mod allocator;
 mod commands;
 mod dataset;
+mod device;
 mod manifest;
+mod progress;
+mod settings;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // mimalloc, set up by `allocator` (why: there).
 #[global_allocator]
@@ -33,9 +36,18 @@ enum Command {
     Quality(commands::quality::Args),
 }
 
+/// The command line, with every library default shown in the help of its flag.
+fn command() -> clap::Command {
+    let defaults = serde_json::to_value(dmgd_distill::config::DistillConfig::default())
+        .expect("settings serialise");
+    Cli::command().mut_subcommand("distill", |c| {
+        settings::show_defaults(c, &defaults).allow_negative_numbers(true)
+    })
+}
+
 fn main() {
     allocator::keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Sample(args) => commands::sample::run(args),
@@ -50,5 +62,26 @@ fn main() {
             eprintln!("  caused by: {cause}");
         }
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_shows_library_defaults() {
+        let mut cmd = command();
+        cmd.build();
+        let distill = cmd.find_subcommand_mut("distill").unwrap();
+        let help = distill.render_long_help().to_string();
+        for shown in [
+            "[default: 0.06]",
+            "[default: 30,45]",
+            "[default: uniform]",
+            "[default: 50]",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from:\n{help}");
+        }
     }
 }

@@ -141,11 +141,7 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn manifest_images(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    serde_json::json!([
-        manifest["details"]["config"],
-        manifest["details"]["images"],
-        manifest["details"]["dit"]
-    ])
+    serde_json::json!([manifest["spec"], manifest["outcome"]["images"]])
 }
 
 #[test]
@@ -239,6 +235,67 @@ fn existing_output_and_mismatched_checkpoint_are_named() {
         .unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("/nonexistent/folder"), "{err}");
+}
+
+#[test]
+fn a_resume_with_other_settings_is_refused_naming_them() {
+    let fx = Fixture::new();
+    assert!(fx
+        .distill("run", &["--ipc", "2"])
+        .status()
+        .unwrap()
+        .success());
+    let before = files(&fx.root.join("run"));
+    let output = fx
+        .distill(
+            "run",
+            &[
+                "--ipc",
+                "2",
+                "--resume",
+                "--method",
+                "mgd3",
+                "--seed",
+                "5",
+                "--cfg-scale",
+                "2",
+            ],
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("config.cfg-scale, config.method, config.seed")
+            && err.contains("another --out"),
+        "{err}"
+    );
+    assert_eq!(files(&fx.root.join("run")), before);
+    // A negative value as a separate word is a value, not a flag.
+    let output = fx
+        .distill("neg", &["--ipc", "1", "--rho", "-1"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_corrupt_image_in_the_last_class_leaves_no_output() {
+    let fx = Fixture::new();
+    let last = fx.root.join("data").join(format!("c{}", CLASSES - 1));
+    std::fs::write(last.join("00099.png"), b"not a png").unwrap();
+    let output = fx.distill("out", &["--ipc", "1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(err.contains("00099.png"), "{err}");
+    assert!(
+        !fx.root.join("out").exists(),
+        "output written before the check"
+    );
 }
 
 #[test]

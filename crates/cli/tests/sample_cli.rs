@@ -1,6 +1,6 @@
 //! `dmgd sample` with the shipped model and a subset of labels: the images land in their class
-//! folders and `grid.png` has one row per sampled label, in the order asked for; an existing
-//! output is refused and left as it was.
+//! folders and `grid.png` has one row per sampled label, in label order; an existing output is
+//! refused and left as it was.
 
 use dmgd_data::image_folder::{self, ReadOptions};
 use std::process::Command;
@@ -19,12 +19,12 @@ fn grid_has_one_row_per_sampled_label() {
     assert!(status.success());
     assert!(out.join("manifest.json").is_file());
 
-    let classes = vec!["7-sneaker".to_string(), "2-pullover".to_string()];
+    let classes = vec!["2-pullover".to_string(), "7-sneaker".to_string()];
     let options = ReadOptions {
         classes: Some(classes),
         ..Default::default()
     };
-    let set = image_folder::read(&out, &options).unwrap();
+    let set = image_folder::read(&out.join("images"), &options).unwrap();
     assert_eq!(set.len(), 6);
 
     let grid = image::open(out.join("grid.png")).unwrap().to_luma8();
@@ -52,7 +52,9 @@ fn grid_has_one_row_per_sampled_label() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("sampled"), "{stderr}");
     assert_eq!(
-        image_folder::read(&out, &options).unwrap().pixels,
+        image_folder::read(&out.join("images"), &options)
+            .unwrap()
+            .pixels,
         set.pixels
     );
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
@@ -60,4 +62,50 @@ fn grid_has_one_row_per_sampled_label() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers, ["sampled"]);
+}
+
+#[test]
+fn an_installed_binary_finds_the_shipped_model_beside_it_or_through_dmgd_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_dmgd"), bin.join("dmgd")).unwrap();
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fashion-mnist-dit");
+    let link = |models: &std::path::Path| {
+        std::fs::create_dir_all(models).unwrap();
+        std::os::unix::fs::symlink(&shipped, models.join("fashion-mnist-dit")).unwrap();
+    };
+    link(&tmp.path().join("share/dmgd/models"));
+    link(&tmp.path().join("elsewhere"));
+    let model_used = |out: &str, env: Option<&std::path::Path>| {
+        let mut cmd = Command::new(bin.join("dmgd"));
+        cmd.args([
+            "sample", "--labels", "0", "--ipc", "1", "--steps", "2", "--out",
+        ])
+        .arg(tmp.path().join(out))
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("DMGD_MODELS");
+        if let Some(dir) = env {
+            cmd.env("DMGD_MODELS", dir);
+        }
+        let output = cmd.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join(out).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        manifest["spec"]["dit"]["path"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let beside = model_used("a", None);
+    assert!(beside.contains("bin/../share/dmgd/models"), "{beside}");
+    let from_env = model_used("b", Some(&tmp.path().join("elsewhere")));
+    assert!(from_env.contains("elsewhere"), "{from_env}");
 }

@@ -18,6 +18,15 @@ pub trait ClassSource: Sync {
     /// `class`).
     fn class_images(&self, class: usize) -> Result<ImageSet, DataError>;
 
+    /// Number of images of `class`.
+    fn class_len(&self, class: usize) -> usize;
+
+    /// Checks, before any output is written, that every image of these classes can be read
+    /// (a folder decodes each file's header); the error names the first bad file.
+    fn check_classes(&self, _classes: &[usize]) -> Result<(), DataError> {
+        Ok(())
+    }
+
     /// Names the data in manifests.
     fn fingerprint(&self) -> String;
 }
@@ -33,6 +42,10 @@ impl ClassSource for ImageSet {
 
     fn class_images(&self, class: usize) -> Result<ImageSet, DataError> {
         Ok(self.subset(&self.indices_by_class()[class]))
+    }
+
+    fn class_len(&self, class: usize) -> usize {
+        self.labels.iter().filter(|&&y| y == class).count()
     }
 
     fn fingerprint(&self) -> String {

@@ -23,7 +23,7 @@ pub const CLASS_NAMES: [&str; 10] = [
     "9-ankle-boot",
 ];
 
-/// Per-channel normalisation of the DC/DM/MTT Fashion-MNIST protocols (DESIGN.md §8).
+/// Per-channel normalisation of the DC/DM/MTT Fashion-MNIST protocols (docs/METHOD.md §8).
 pub const MEAN: f32 = 0.2861;
 pub const STD: f32 = 0.3530;
 

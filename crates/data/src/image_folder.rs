@@ -186,6 +186,15 @@ impl ClassSource for LazyFolder {
         self.shape
     }
 
+    fn class_len(&self, class: usize) -> usize {
+        self.files[class].len()
+    }
+
+    fn check_classes(&self, classes: &[usize]) -> Result<(), DataError> {
+        let files: Vec<&PathBuf> = classes.iter().flat_map(|&c| &self.files[c]).collect();
+        files.par_iter().try_for_each(|path| check_header(path))
+    }
+
     fn class_names(&self) -> &[String] {
         &self.class_names
     }
@@ -228,6 +237,20 @@ fn decode(path: &Path) -> Result<image::DynamicImage, DataError> {
         path: path.into(),
         source,
     })
+}
+
+/// Reads an image's header (format and size) without decoding its pixels.
+fn check_header(path: &Path) -> Result<(), DataError> {
+    image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?
+        .into_dimensions()
+        .map(|_| ())
+        .map_err(|source| DataError::Decode {
+            path: path.into(),
+            source,
+        })
 }
 
 /// Decodes, resizes and returns one image as (C, H, W) u8 with its width and height.
@@ -317,6 +340,20 @@ mod tests {
             labels: vec![0, 1, 2, 0, 1, 2],
             class_names: vec!["b".into(), "a".into(), "c".into()],
         }
+    }
+
+    #[test]
+    fn a_corrupt_file_of_the_last_class_is_found_before_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("set");
+        write(&tiny_set(1), &root, false).unwrap();
+        let bad = root.join("c").join("00099.png");
+        std::fs::write(&bad, b"not a png").unwrap();
+        let folder = LazyFolder::open(&root, &ReadOptions::default()).unwrap();
+        assert_eq!(folder.class_len(2), 3);
+        folder.check_classes(&[0, 1]).unwrap();
+        let err = folder.check_classes(&[0, 1, 2]).unwrap_err().to_string();
+        assert!(err.contains("00099.png"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,22 @@ impl ImageSet {
         }
     }
 
+    /// Splits off a validation set: the last `per_class` images of every class, in set order,
+    /// go to the second set, the rest (in set order) to the first. Deterministic and
+    /// seed-free, so that every command that holds out "the same" images holds out these.
+    /// `per_class` larger than a class takes the whole class.
+    pub fn split_validation(&self, per_class: usize) -> (ImageSet, ImageSet) {
+        let mut held_out = vec![false; self.len()];
+        for indices in self.indices_by_class() {
+            let keep = indices.len().saturating_sub(per_class);
+            for &i in &indices[keep..] {
+                held_out[i] = true;
+            }
+        }
+        let (val, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| held_out[i]);
+        (self.subset(&train), self.subset(&val))
+    }
+
     /// Pixels as f32 in [0, 1], (N, C, H, W).
     pub fn to_unit_f32(&self) -> Vec<f32> {
         self.pixels.iter().map(|&p| p as f32 / 255.0).collect()
@@ -92,5 +108,41 @@ impl ImageSet {
         }
         h.update(&self.pixels);
         format!("{:x}", h.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(labels: &[usize]) -> ImageSet {
+        ImageSet {
+            shape: ImageShape {
+                channels: 1,
+                height: 1,
+                width: 1,
+            },
+            pixels: (0..labels.len() as u8).collect(),
+            labels: labels.to_vec(),
+            class_names: vec!["a".into(), "b".into()],
+        }
+    }
+
+    #[test]
+    fn validation_split_holds_out_the_last_images_of_each_class() {
+        // Images 0..6 with classes a b a a b b: a = {0, 2, 3}, b = {1, 4, 5}.
+        let (train, val) = set(&[0, 1, 0, 0, 1, 1]).split_validation(1);
+        assert_eq!(train.pixels, vec![0, 1, 2, 4]);
+        assert_eq!(train.labels, vec![0, 1, 0, 1]);
+        assert_eq!(val.pixels, vec![3, 5]);
+        assert_eq!(val.labels, vec![0, 1]);
+    }
+
+    #[test]
+    fn validation_split_of_zero_keeps_everything() {
+        let all = set(&[0, 1, 0]);
+        let (train, val) = all.split_validation(0);
+        assert_eq!(train.fingerprint(), all.fingerprint());
+        assert!(val.is_empty());
     }
 }

@@ -3,7 +3,7 @@
 use crate::{DataError, ImageShape};
 use std::path::Path;
 
-/// DESIGN.md §3: clamp to [-1, 1], then floor((v + 1) / 2 * 255 + 0.5).
+/// docs/METHOD.md §3: clamp to [-1, 1], then floor((v + 1) / 2 * 255 + 0.5).
 pub fn model_to_u8(v: f32) -> u8 {
     let v = v.clamp(-1.0, 1.0);
     ((v + 1.0) / 2.0 * 255.0 + 0.5).floor() as u8

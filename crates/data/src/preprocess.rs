@@ -1,5 +1,5 @@
 //! Resizing and cropping images to a square size: the ADM center crop used for latent
-//! extraction (DESIGN.md §3) and the plain resize + center crop of evaluation.
+//! extraction (docs/METHOD.md §3) and the plain resize + center crop of evaluation.
 
 use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};

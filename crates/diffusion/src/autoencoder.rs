@@ -1,4 +1,4 @@
-//! Autoencoders between images in [-1, 1] and the DiT's input space (DESIGN.md §3): the SD VAE
+//! Autoencoders between images in [-1, 1] and the DiT's input space (docs/METHOD.md §3): the SD VAE
 //! (diffusers AutoencoderKL layout, both attention key namings) and the identity pixel-space
 //! autoencoder of small datasets.
 //!

@@ -49,6 +49,9 @@ pub enum DiffusionError {
     #[error("checkpoint {path}: {reason}")]
     BadCheckpoint { path: PathBuf, reason: String },
 
+    #[error("the shipped model was not found; looked in: {} (set DMGD_MODELS to a folder that holds fashion-mnist-dit/, or name a model)", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    ShippedModelNotFound { tried: Vec<PathBuf> },
+
     #[error("timestep respacing {spec:?}: {reason}")]
     BadRespacing { spec: String, reason: String },
 

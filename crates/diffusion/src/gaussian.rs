@@ -1,5 +1,5 @@
 //! Gaussian diffusion (DDPM with the IDDPM learned-range variance) with timestep respacing,
-//! as DiT's `create_diffusion` builds it (DESIGN.md §4): the schedule, x0 prediction, the
+//! as DiT's `create_diffusion` builds it (docs/METHOD.md §4): the schedule, x0 prediction, the
 //! posterior, the sampler step (with a hook to shift the posterior mean), DDIM, and the
 //! hybrid training loss.
 

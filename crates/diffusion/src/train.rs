@@ -1,4 +1,4 @@
-//! Pretraining a class-conditional DiT (DESIGN.md §4, as DiT's `train.py`): hybrid loss,
+//! Pretraining a class-conditional DiT (docs/METHOD.md §4, as DiT's `train.py`): hybrid loss,
 //! label dropout to the null class, AdamW, EMA of the weights, checkpoints that resume exactly.
 //!
 //! A run directory holds:
@@ -9,10 +9,10 @@
 use crate::dit::{Dit, DitConfig};
 use crate::error::{DiffusionError, Result};
 use crate::gaussian::{randn, GaussianDiffusion};
-use crate::optim::{self, AdamW};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use dmgd_data::{pixels::u8_to_model, ImageSet};
+use dmgd_kernels::adamw::{self as optim, AdamW};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,8 @@ pub const EMA_FILE: &str = "ema.safetensors";
 pub const MODEL_CONFIG_FILE: &str = "model.json";
 pub const STATE_FILE: &str = "train-state.safetensors";
 pub const STATE_CONFIG_FILE: &str = "train-state.json";
+/// Folder of a run directory that holds the EMA snapshots (`TrainConfig::snapshot_every`).
+pub const SNAPSHOT_DIR: &str = "snapshots";
 
 /// AdamW betas and epsilon of PyTorch's defaults (DiT uses them).
 const ADAM_BETA1: f64 = 0.9;
@@ -44,6 +46,14 @@ pub struct TrainConfig {
     pub horizontal_flip: bool,
     pub seed: u64,
     pub checkpoint_every: usize,
+    /// Keep a copy of the EMA weights every this many steps in `snapshots/` (0: none), for
+    /// choosing a checkpoint afterwards by a held-out Fréchet distance.
+    #[serde(default)]
+    pub snapshot_every: usize,
+    /// Images per class held out of training (the last ones of each class,
+    /// `ImageSet::split_validation`): the validation images that choose the checkpoint.
+    #[serde(default)]
+    pub holdout_per_class: usize,
     /// Fingerprint of the training set (`ImageSet::fingerprint`), checked on resume.
     pub dataset_fingerprint: String,
     /// The checkpoint the weights started from, when not from scratch (`Trainer::init_from`).
@@ -264,6 +274,9 @@ impl Trainer {
             if checkpointed {
                 self.save(dir)?;
             }
+            if cfg.snapshot_every > 0 && self.step % cfg.snapshot_every == 0 {
+                self.save_snapshot(dir)?;
+            }
             on_step(&StepReport {
                 step: self.step,
                 loss: losses.loss,
@@ -412,6 +425,14 @@ impl Trainer {
                 step: self.step,
             },
         )
+    }
+
+    /// Copies the EMA weights to `snapshots/ema-step<step>.safetensors` (atomically).
+    fn save_snapshot(&self, dir: &Path) -> Result<()> {
+        let snapshots = dir.join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&snapshots).map_err(|e| DiffusionError::io(&snapshots, e))?;
+        let path = snapshots.join(format!("ema-step{:07}.safetensors", self.step));
+        save_safetensors(&self.ema_state_dict()?, &path)
     }
 
     /// Number of trained parameters.

@@ -1,5 +1,6 @@
 //! Checkpoint loading: `.pt` read as data with the pickle allow-list, strict key/shape errors,
-//! configuration inference, official key names.
+//! configuration inference, official key names. The `.pt` fixtures come from
+//! `oracle/pt_fixtures.py`.
 
 use candle_core::{Device, Tensor};
 use dmgd_diffusion::checkpoint::{check_keys, infer_config, load_dit, read_tensors};

@@ -1,7 +1,7 @@
-//! Parity with the PyTorch oracle `tests/oracle/dit_oracle.py` (a DiT + IDDPM written from
-//! DESIGN.md): forward pass, timestep embedding, position table, respaced betas, CFG, one DDPM
+//! Parity with the PyTorch oracle `oracle/dit_oracle.py` (a DiT + IDDPM written from
+//! docs/METHOD.md): forward pass, timestep embedding, position table, respaced betas, CFG, one DDPM
 //! step and a 50-step CFG sample of a tiny random-weight DiT. Regenerate the fixtures with
-//! `/work/torchenv/bin/python crates/diffusion/tests/oracle/dit_oracle.py`.
+//! `${PYTHON:-python3} oracle/dit_oracle.py` (packages: oracle/requirements.txt).
 
 use candle_core::{DType, Device, Tensor};
 use dmgd_diffusion::checkpoint::{infer_config, load_dit, read_tensors};

@@ -3,7 +3,7 @@
 use candle_core::Device;
 use dmgd_data::{ImageSet, ImageShape};
 use dmgd_diffusion::dit::DitConfig;
-use dmgd_diffusion::train::{TrainConfig, Trainer, EMA_FILE};
+use dmgd_diffusion::train::{TrainConfig, Trainer, EMA_FILE, SNAPSHOT_DIR};
 
 fn tiny_data() -> ImageSet {
     let shape = ImageShape {
@@ -43,6 +43,8 @@ fn config(steps: usize, data: &ImageSet) -> TrainConfig {
         horizontal_flip: true,
         seed: 7,
         checkpoint_every: 2,
+        snapshot_every: 0,
+        holdout_per_class: 0,
         dataset_fingerprint: data.fingerprint(),
         init: None,
     }
@@ -90,6 +92,36 @@ fn resuming_equals_training_straight_through() {
         .unwrap();
     assert_eq!(resumed_losses, losses[2..].to_vec());
     assert_eq!(ema_sum(&straight), ema_sum(&resumed));
+}
+
+#[test]
+fn snapshots_keep_the_ema_of_their_step() {
+    let data = tiny_data();
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cfg = config(4, &data);
+    cfg.snapshot_every = 2;
+    Trainer::new(cfg.clone(), &Device::Cpu)
+        .unwrap()
+        .train(&data, dir.path(), |_| {})
+        .unwrap();
+    let snapshots = dir.path().join(SNAPSHOT_DIR);
+    let mut names: Vec<String> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["ema-step0000002.safetensors", "ema-step0000004.safetensors"]
+    );
+    // The step-2 snapshot is the EMA a 2-step run ends with.
+    let mut short = Trainer::new(config(2, &data), &Device::Cpu).unwrap();
+    short.train(&data, other.path(), |_| {}).unwrap();
+    let snapshot = std::fs::read(snapshots.join("ema-step0000002.safetensors")).unwrap();
+    assert_eq!(
+        snapshot,
+        std::fs::read(other.path().join(EMA_FILE)).unwrap()
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! SD-VAE parity with diffusers' AutoencoderKL (oracle: tests/oracle/vae_oracle.py), tiny
+//! SD-VAE parity with diffusers' AutoencoderKL (oracle: oracle/vae_oracle.py), tiny
 //! random config, loaded under the new (`to_q`...) and the old (`query`...) attention names.
 
 use candle_core::{DType, Device, Tensor};

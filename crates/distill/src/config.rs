@@ -1,10 +1,10 @@
-//! The resolved configuration of a distillation run: every knob of DESIGN.md §5–7 with the
+//! The resolved configuration of a distillation run: every knob of docs/METHOD.md §5–7 with the
 //! reference default. Field names are the TOML keys and, kebab-cased, the CLI flags.
 
 pub use dmgd_diffusion::dit::CfgChannels;
 use serde::{Deserialize, Serialize};
 
-/// Which synthetic-set method runs (DESIGN.md §1, §7).
+/// Which synthetic-set method runs (docs/METHOD.md §1, §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -26,6 +26,17 @@ pub enum NoiseLaw {
     Uniform,
     /// Standard normal: the paper's text.
     Gaussian,
+}
+
+/// The reverse step of the sampling loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerKind {
+    /// Ancestral sampling with the learned variance, over `space_timesteps(1000, "S")` (the
+    /// reference).
+    Ddpm,
+    /// Deterministic DDIM (eta 0) over the `ddimS` respacing; plain sampling only.
+    Ddim,
 }
 
 /// Whether x0_hat is clamped to [-1, 1] at every step (IDDPM's `clip_denoised`).
@@ -62,20 +73,21 @@ pub struct DistillConfig {
     pub seed: u64,
     /// Respaced sampling steps.
     pub steps: usize,
+    pub sampler: SamplerKind,
     pub cfg_scale: f64,
     pub cfg_channels: CfgChannels,
     pub clip_denoised: ClipDenoised,
     /// Classes sampled together in one DiT batch (image i of each class of a group).
     pub class_batch: usize,
 
-    // Semantic Matching (DESIGN.md §5).
+    // Semantic Matching (docs/METHOD.md §5).
     pub t_upper: usize,
     pub t_lower: usize,
     pub beta_n: f64,
     pub beta_s: f64,
     pub noise: NoiseLaw,
 
-    // Distribution Matching (DESIGN.md §6).
+    // Distribution Matching (docs/METHOD.md §6).
     /// Support points K of Distribution Approximate Matching.
     pub support_points: usize,
     pub kmeans_iterations: usize,
@@ -88,7 +100,7 @@ pub struct DistillConfig {
     /// First and last respaced index (of 50; scaled for other step counts) with OT guidance.
     pub ot_window: [usize; 2],
 
-    // Mode guidance (DESIGN.md §7).
+    // Mode guidance (docs/METHOD.md §7).
     pub mode_lambda: f64,
     /// Mode guidance acts while the respaced index is above this (of 50; scaled).
     pub mode_stop: usize,
@@ -103,6 +115,7 @@ impl Default for DistillConfig {
             ipc: 10,
             seed: 0,
             steps: 50,
+            sampler: SamplerKind::Ddpm,
             cfg_scale: 4.0,
             cfg_channels: CfgChannels::FirstThree,
             clip_denoised: ClipDenoised::Auto,
@@ -142,6 +155,14 @@ impl DistillConfig {
         self.method == Method::Dmgd && self.distribution
     }
 
+    /// The respacing of the diffusion (`GaussianDiffusion::new`'s argument).
+    pub fn respacing(&self) -> String {
+        match self.sampler {
+            SamplerKind::Ddpm => self.steps.to_string(),
+            SamplerKind::Ddim => format!("ddim{}", self.steps),
+        }
+    }
+
     /// The OT window in this run's respaced indices.
     pub fn ot_window_steps(&self) -> (usize, usize) {
         (
@@ -153,8 +174,9 @@ impl DistillConfig {
     /// The keys this run's method never reads. The manifest lists them, so that the `rho` of a
     /// `dit` set is not taken for an active setting.
     pub fn unused_keys(&self) -> Vec<&'static str> {
-        const SAMPLING: [&str; 5] = [
+        const SAMPLING: [&str; 6] = [
             "steps",
+            "sampler",
             "cfg-scale",
             "cfg-channels",
             "clip-denoised",
@@ -225,6 +247,12 @@ impl DistillConfig {
         }
         if self.uses_ot() && (self.ot_window[0] > self.ot_window[1] || self.ot_window[1] >= 50) {
             return fail("ot-window", "[first, last] with first <= last < 50");
+        }
+        if self.sampler == SamplerKind::Ddim && self.method != Method::Dit {
+            return fail(
+                "sampler",
+                "ddpm for guided methods (their guidance shifts the DDPM posterior mean); ddim is for method = \"dit\"",
+            );
         }
         if self.method == Method::Dmgd && !self.semantic && !self.distribution {
             return fail(

@@ -29,6 +29,45 @@ pub fn class_seed(seed: u64, class: usize) -> u64 {
             .wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
+/// Indices into `real` of `ipc` distinct random images of every class, per class in class
+/// order; class c draws from `class_seed(seed, c)`, so a class's pick does not depend on the
+/// others. Every class must have `ipc` images.
+pub fn random_per_class(
+    real: &dmgd_data::ImageSet,
+    ipc: usize,
+    seed: u64,
+) -> Result<Vec<Vec<usize>>, dmgd_data::DataError> {
+    check_class_sizes(real, ipc)?;
+    Ok(real
+        .indices_by_class()
+        .iter()
+        .enumerate()
+        .map(|(c, members)| {
+            random_positions(members.len(), ipc, class_seed(seed, c))
+                .into_iter()
+                .map(|p| members[p])
+                .collect()
+        })
+        .collect())
+}
+
+/// Every class of `real` has at least `ipc` images, or the error names the first that has not.
+pub fn check_class_sizes(
+    real: &dmgd_data::ImageSet,
+    ipc: usize,
+) -> Result<(), dmgd_data::DataError> {
+    for (class, members) in real.class_names.iter().zip(real.indices_by_class()) {
+        if members.len() < ipc {
+            return Err(dmgd_data::DataError::NotEnoughImages {
+                class: class.clone(),
+                available: members.len(),
+                requested: ipc,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `count` distinct positions out of `0..n`, uniformly, in draw order.
 pub fn random_positions(n: usize, count: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -1,4 +1,4 @@
-//! mgd3's mode guidance (DESIGN.md §7): the posterior mean of image k is pulled toward mode k.
+//! mgd3's mode guidance (docs/METHOD.md §7): the posterior mean of image k is pulled toward mode k.
 //!
 //! mean <- mean + lambda * (mode - x0_hat) * sigma_t, while the respaced index is above stop_t
 //! (reference: lambda 0.1, stop_t 25 of 50 steps). The modes are k-means centres with K = IPC

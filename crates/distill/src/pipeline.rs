@@ -2,10 +2,11 @@
 //! sampling, class groups batched -> decode -> PNG + latent per image; resumable and shardable.
 
 use crate::codec::Codec;
-use crate::config::{DistillConfig, Method};
+use crate::config::Method;
 use crate::run_dir::RunDir;
 use crate::sampler::{ClassState, SampleError, Sampler};
 use crate::shard::{image_seed, Shard};
+use crate::spec::DistillSpec;
 use crate::support_cache::{SupportCache, SupportError};
 use candle_core::{DType, Device, Tensor};
 use dmgd_data::pixels::{encode_png, model_to_u8};
@@ -25,16 +26,31 @@ pub enum Existing {
     Overwrite,
 }
 
+impl Existing {
+    /// `--resume` / `--overwrite` as the commands spell them (at most one is set).
+    pub fn from_flags(resume: bool, overwrite: bool) -> Self {
+        match (resume, overwrite) {
+            (true, _) => Existing::Resume,
+            (_, true) => Existing::Overwrite,
+            _ => Existing::Refuse,
+        }
+    }
+}
+
 /// Everything a distillation run reads.
 pub struct Job<'a> {
     /// Real training images of every class of the run, at the model's image size; a class is
-    /// read only when its support is computed (a shard reads only its own classes).
-    pub real: &'a dyn ClassSource,
-    /// The DiT label of each class of `real`.
-    pub model_labels: &'a [usize],
+    /// read only when its support is computed (a shard reads only its own classes). None
+    /// for plain sampling (`dit`), which reads no images.
+    pub real: Option<&'a dyn ClassSource>,
+    /// The run's classes, in label order (the output folders; a class's index seeds its noise).
+    pub class_names: &'a [String],
+    /// Generate only these classes (indices into `class_names`); None: all of the shard's.
+    pub only_classes: Option<&'a [usize]>,
     pub dit: &'a Dit,
     pub codec: &'a Codec,
-    pub config: &'a DistillConfig,
+    /// What the run is (its `config` holds the method's settings); heads the manifest.
+    pub spec: &'a DistillSpec,
     pub cfg: Cfg,
     pub shard: Shard,
     pub cache: &'a SupportCache,
@@ -72,19 +88,41 @@ pub struct Outcome {
     pub images: Vec<ImageRecord>,
     pub resumed_images: usize,
     pub timings: Timings,
+    /// Keys of the configuration this method never reads (`DistillConfig::unused_keys`).
+    pub unused_keys: Vec<&'static str>,
+    pub device: String,
+    pub seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("{path} already holds output of this run (shard {shard}); pass --resume to finish it or --overwrite to replace it")]
+    /// The caller decides (`Existing`) whether such output is finished or replaced.
+    #[error("{path} already holds output of this run's classes (shard {shard})")]
     OutputExists {
         path: std::path::PathBuf,
         shard: Shard,
     },
-    #[error("the DiT makes {found} latents but the autoencoder gives {expected} for the training images")]
-    LatentShape { found: String, expected: String },
+    #[error("{path} holds images but no manifest: it was not written by this version of dmgd, and what it holds cannot be checked")]
+    NoManifest { path: std::path::PathBuf },
+    #[error(transparent)]
+    Manifest(#[from] dmgd_run::ManifestError),
+    #[error(
+        "{method} needs the real training images (their supports or modes), and none were given"
+    )]
+    NoRealData { method: String },
+    #[error("class `{class}` has {available} training images, fewer than the {needed} that `{key}` = {needed} needs")]
+    TooFewImages {
+        class: String,
+        available: usize,
+        needed: usize,
+        key: &'static str,
+    },
+    #[error(
+        "the DiT makes {dit} latents but the autoencoder gives {data} for the training images"
+    )]
+    LatentShape { dit: String, data: String },
     #[error(transparent)]
     Sample(#[from] SampleError),
     #[error(transparent)]
@@ -98,19 +136,31 @@ pub enum PipelineError {
 }
 
 pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PipelineError> {
-    let config = job.config;
+    let started_run = Instant::now();
+    let config = &job.spec.config;
     config.validate().map_err(PipelineError::Config)?;
     let device = job.dit.device().clone();
     let run_dir = RunDir::new(job.out, job.shard);
-    let groups = job.shard.groups(job.real.num_classes(), config.class_batch);
+    let groups: Vec<Vec<usize>> = job
+        .shard
+        .groups(job.class_names.len(), config.class_batch)
+        .into_iter()
+        .map(|g| match job.only_classes {
+            Some(only) => g.into_iter().filter(|c| only.contains(c)).collect(),
+            None => g,
+        })
+        .filter(|g: &Vec<usize>| !g.is_empty())
+        .collect();
     let names = |classes: &[usize]| -> Vec<String> {
         classes
             .iter()
-            .map(|&c| job.real.class_names()[c].clone())
+            .map(|&c| job.class_names[c].clone())
             .collect()
     };
     let shard_classes: Vec<usize> = groups.concat();
     let shard_names = names(&shard_classes);
+    // Every input is checked before the first file is written.
+    check_inputs(job, &shard_classes)?;
     let name_refs: Vec<&str> = shard_names.iter().map(String::as_str).collect();
     if run_dir.has_output(&name_refs) {
         match job.existing {
@@ -121,18 +171,29 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, Pip
                 })
             }
             Existing::Overwrite => run_dir.clear(&name_refs)?,
-            Existing::Resume => run_dir.sweep_temporaries(&name_refs)?,
+            Existing::Resume => {
+                if !run_dir.manifest_path().exists() {
+                    return Err(PipelineError::NoManifest {
+                        path: job.out.to_path_buf(),
+                    });
+                }
+                run_dir.sweep_temporaries(&name_refs)?
+            }
         }
     }
+    // Every manifest in the folder (this shard's, on resume, and the other shards') must be
+    // of this very run: nothing is written next to the output of another one.
+    run_dir.check_shared_spec(&job.spec.identity(), crate::spec::identity)?;
     check_latent_shape(job, &device)?;
+    dmgd_run::Manifest::<_, ()>::new(job.spec, None).write_to(&run_dir.manifest_path())?;
 
-    let diffusion = GaussianDiffusion::new(&config.steps.to_string())?;
+    let diffusion = GaussianDiffusion::new(&config.respacing())?;
     let sampler = Sampler {
         dit: job.dit,
         diffusion: &diffusion,
         config,
         cfg: job.cfg,
-        run_labels: job.model_labels,
+        run_labels: &job.spec.model_labels,
         clip_denoised: config.clip_denoised.resolve(matches!(
             job.codec.autoencoder,
             dmgd_diffusion::autoencoder::Autoencoder::Pixel
@@ -215,18 +276,34 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, Pip
         .iter()
         .flat_map(|&c| {
             (0..config.ipc).map(move |index| ImageRecord {
-                class: job.real.class_names()[c].clone(),
+                class: job.class_names[c].clone(),
                 index,
                 seed: image_seed(config.seed, c, index),
             })
         })
         .collect();
-    Ok(Outcome {
+    let outcome = Outcome {
         classes: shard_names,
         images,
         resumed_images,
         timings,
-    })
+        unused_keys: config.unused_keys(),
+        device: format!("{device:?}"),
+        seconds: started_run.elapsed().as_secs_f64(),
+    };
+    let written = read_outputs(job.out, &outcome.classes)?;
+    dmgd_data::grid::write_class_grid(&written, config.ipc, &run_dir.grid_path())?;
+    dmgd_run::Manifest::new(job.spec, Some(&outcome)).write_to(&run_dir.manifest_path())?;
+    Ok(outcome)
+}
+
+/// The ImageFolder of these classes, read back (for the grid).
+fn read_outputs(out: &Path, classes: &[String]) -> Result<dmgd_data::ImageSet, DataError> {
+    let options = dmgd_data::image_folder::ReadOptions {
+        classes: Some(classes.to_vec()),
+        ..Default::default()
+    };
+    dmgd_data::image_folder::read(&out.join(crate::run_dir::IMAGES_DIR), &options)
 }
 
 /// Supports (DMGD's OT term) or modes (mgd3) of one class; nothing when the method needs none
@@ -237,7 +314,12 @@ fn prepare_class(
     needed: bool,
     device: &Device,
 ) -> Result<ClassState, PipelineError> {
-    let config = job.config;
+    let config = &job.spec.config;
+    let real = || {
+        job.real.ok_or_else(|| PipelineError::NoRealData {
+            method: format!("{:?}", config.method).to_lowercase(),
+        })
+    };
     let kmeans_params = |k: usize| KMeansParams {
         k,
         max_iter: config.kmeans_iterations,
@@ -246,7 +328,7 @@ fn prepare_class(
     };
     let support = if needed && config.uses_ot() {
         Some(job.cache.support(
-            job.real,
+            real()?,
             class,
             job.codec,
             &kmeans_params(config.support_points),
@@ -257,7 +339,7 @@ fn prepare_class(
     };
     let modes = if needed && config.method == Method::Mgd3 {
         let modes = job.cache.support(
-            job.real,
+            real()?,
             class,
             job.codec,
             &kmeans_params(config.ipc),
@@ -269,16 +351,51 @@ fn prepare_class(
     };
     Ok(ClassState {
         class,
-        label: job.model_labels[class],
+        label: job.spec.model_labels[class],
         memory: Memory::new(),
         support,
         modes,
     })
 }
 
+/// The real images the method needs are there, readable, and numerous enough.
+fn check_inputs(job: &Job, classes: &[usize]) -> Result<(), PipelineError> {
+    let config = &job.spec.config;
+    let needs: Vec<(&'static str, usize)> = [
+        (config.uses_ot(), ("support-points", config.support_points)),
+        (config.method == Method::Mgd3, ("ipc", config.ipc)),
+    ]
+    .into_iter()
+    .filter_map(|(on, need)| on.then_some(need))
+    .collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    let real = job.real.ok_or_else(|| PipelineError::NoRealData {
+        method: format!("{:?}", config.method).to_lowercase(),
+    })?;
+    for &class in classes {
+        for &(key, needed) in &needs {
+            let available = real.class_len(class);
+            if available < needed {
+                return Err(PipelineError::TooFewImages {
+                    class: job.class_names[class].clone(),
+                    available,
+                    needed,
+                    key,
+                });
+            }
+        }
+    }
+    Ok(real.check_classes(classes)?)
+}
+
 /// The autoencoder's latents of the training images must be what the DiT generates.
 fn check_latent_shape(job: &Job, device: &Device) -> Result<(), PipelineError> {
-    let s = job.real.shape();
+    let Some(real) = job.real else {
+        return Ok(()); // nothing is encoded
+    };
+    let s = real.shape();
     let probe = Tensor::zeros((1, s.channels, s.height, s.width), DType::F32, device)?;
     // Only the shape matters; a seeded generator keeps the sample mode happy.
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
@@ -287,8 +404,8 @@ fn check_latent_shape(job: &Job, device: &Device) -> Result<(), PipelineError> {
     let expected = [1, c.in_channels, c.input_size, c.input_size];
     if latent.dims() != expected {
         return Err(PipelineError::LatentShape {
-            found: format!("{}x{}x{}", c.in_channels, c.input_size, c.input_size),
-            expected: format!("{:?} (from {} training images)", &latent.dims()[1..], s),
+            dit: format!("{}x{}x{}", c.in_channels, c.input_size, c.input_size),
+            data: format!("{:?} (from {} training images)", &latent.dims()[1..], s),
         });
     }
     Ok(())

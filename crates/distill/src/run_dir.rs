@@ -114,6 +114,32 @@ impl RunDir {
         Ok(())
     }
 
+    /// Refuses unless every manifest in the directory (this shard's and the other shards')
+    /// holds a spec whose `identity` is `expected`: one directory, one run.
+    pub fn check_shared_spec(
+        &self,
+        expected: &serde_json::Value,
+        identity: fn(serde_json::Value) -> serde_json::Value,
+    ) -> Result<(), dmgd_run::ManifestError> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(()); // no directory yet: nothing to share
+        };
+        let mut manifests: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with("manifest") && name.ends_with(".json")
+            })
+            .collect();
+        manifests.sort();
+        for path in manifests {
+            let stored = identity(dmgd_run::manifest::read_spec(&path)?);
+            dmgd_run::spec::check_same(&stored, expected, &path)?;
+        }
+        Ok(())
+    }
+
     /// How many images of the class are complete, counting from 0 without gaps.
     pub fn completed(&self, class_name: &str, ipc: usize) -> usize {
         (0..ipc)

@@ -6,7 +6,7 @@
 //! else shares its batch (up to the floating-point order of batched matmuls; groups are fixed
 //! by `Shard::groups` so that sharded and resumed runs batch exactly as a whole run does).
 
-use crate::config::{DistillConfig, Method};
+use crate::config::{DistillConfig, Method, SamplerKind};
 use crate::mode_guidance::ModeGuidanceParams;
 use crate::shard::image_seed;
 use crate::soft_label::SoftLabelParams;
@@ -39,7 +39,7 @@ pub struct Sampler<'a> {
     pub diffusion: &'a GaussianDiffusion,
     pub config: &'a DistillConfig,
     pub cfg: Cfg,
-    /// DiT labels of every class of the run: y* is drawn among them (DESIGN.md §5).
+    /// DiT labels of every class of the run: y* is drawn among them (docs/METHOD.md §5).
     pub run_labels: &'a [usize],
     /// Clamp x0_hat to [-1, 1] at every step (resolved `clip-denoised`).
     pub clip_denoised: bool,
@@ -174,7 +174,11 @@ impl Sampler<'_> {
                 .iter_mut()
                 .map(|rng| randn(rng, &shape, &device))
                 .collect::<Result<_, _>>()?;
-            x_t = self.diffusion.ddpm_step(&pred, &Tensor::stack(&z, 0)?)?;
+            let z = Tensor::stack(&z, 0)?;
+            x_t = match config.sampler {
+                SamplerKind::Ddpm => self.diffusion.ddpm_step(&pred, &z)?,
+                SamplerKind::Ddim => self.diffusion.ddim_step(&pred, &x_t, 0.0, &z)?,
+            };
             check_finite(&x_t, states, index, i, timestep)?;
         }
         Ok(x_t)
@@ -214,7 +218,7 @@ impl Sampler<'_> {
     }
 }
 
-/// y*: one label drawn uniformly from the run's other classes (DESIGN.md §5); a one-class run
+/// y*: one label drawn uniformly from the run's other classes (docs/METHOD.md §5); a one-class run
 /// has no other class and uses its own label.
 fn draw_other_label(run_labels: &[usize], own: usize, rng: &mut ChaCha8Rng) -> usize {
     let others: Vec<usize> = run_labels.iter().copied().filter(|&l| l != own).collect();

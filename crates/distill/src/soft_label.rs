@@ -1,4 +1,4 @@
-//! Semantic Matching: the dynamic soft-label transform of the class embedding (DESIGN.md §5).
+//! Semantic Matching: the dynamic soft-label transform of the class embedding (docs/METHOD.md §5).
 //!
 //! At original timestep t the class embedding of every row of the CFG batch is replaced by
 //!

@@ -12,6 +12,7 @@ use dmgd_distill::codec::Codec;
 use dmgd_distill::config::{DistillConfig, Method};
 use dmgd_distill::pipeline::{self, Existing, Job, PipelineError};
 use dmgd_distill::shard::Shard;
+use dmgd_distill::spec::{DataRecord, DistillSpec, ModelRecord};
 use dmgd_distill::support_cache::SupportCache;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -150,17 +151,18 @@ fn run_with(
     shard: Shard,
     existing: Existing,
 ) -> Result<pipeline::Outcome, PipelineError> {
-    let labels: Vec<usize> = (0..CLASSES).collect();
+    let spec = spec_of(config, real, shard);
     let cache = SupportCache {
         dir: None,
         seed: config.seed,
     };
     let job = Job {
-        real,
-        model_labels: &labels,
+        real: Some(real),
+        class_names: real.class_names(),
+        only_classes: None,
         dit,
         codec,
-        config,
+        spec: &spec,
         cfg: Cfg {
             scale: config.cfg_scale,
             channels: CfgChannels::FirstThree,
@@ -173,8 +175,34 @@ fn run_with(
     pipeline::run(&job, &mut |_| {})
 }
 
-/// Every file under `dir`, relative path -> bytes.
+fn spec_of(config: &DistillConfig, real: &dyn ClassSource, shard: Shard) -> DistillSpec {
+    DistillSpec {
+        config: config.clone(),
+        dit: Some(ModelRecord {
+            path: "tiny".into(),
+            sha256: "0".into(),
+        }),
+        vae: None,
+        encode: "pixels".into(),
+        data: DataRecord {
+            description: "test set".into(),
+            fingerprint: real.fingerprint(),
+        },
+        model_labels: (0..CLASSES).collect(),
+        shards: shard.count,
+    }
+}
+
+/// Every image and latent under `dir`, relative path -> bytes (manifests hold timings).
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    all_files(dir)
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("images/") || rel.starts_with("latents/"))
+        .collect()
+}
+
+/// Every file under `dir`, relative path -> bytes.
+fn all_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -374,6 +402,7 @@ fn a_folder_read_class_by_class_gives_the_same_run_and_a_shard_reads_only_its_cl
     let shard0 = tmp.path().join("shard0");
     let half = Shard { index: 0, count: 2 };
     run_with(&dit, &codec, &lazy, &cfg, &shard0, half, Existing::Refuse).unwrap();
+    // The whole run finds it before writing anything.
     let whole = tmp.path().join("whole");
     let err = run_with(
         &dit,
@@ -390,6 +419,144 @@ fn a_folder_read_class_by_class_gives_the_same_run_and_a_shard_reads_only_its_cl
         chain.contains("class3") && chain.contains("00000.png"),
         "{chain}"
     );
+    assert!(
+        !whole.exists(),
+        "output written before the inputs were checked"
+    );
+}
+
+#[test]
+fn a_resume_or_a_shard_with_other_settings_is_refused_naming_the_keys() {
+    let dit = tiny_dit(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let cfg = config(Method::Dmgd);
+    run(&dit, &cfg, &out, Shard::WHOLE, Existing::Refuse).unwrap();
+    // Killed after its first images: the manifest written before them says what the run is.
+    std::fs::remove_dir_all(out.join("images").join("class3")).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["config"]["seed"], 0);
+    let before = all_files(&out);
+    let other = DistillConfig {
+        method: Method::Mgd3,
+        seed: 5,
+        cfg_scale: 2.0,
+        ..cfg.clone()
+    };
+    let err = run(&dit, &other, &out, Shard::WHOLE, Existing::Resume)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.cfg-scale, config.method, config.seed"),
+        "{err}"
+    );
+    assert_eq!(
+        all_files(&out),
+        before,
+        "a refused resume changed the folder"
+    );
+    // Every key counts: one changed knob is refused too.
+    let one = DistillConfig {
+        rho: 0.25,
+        ..cfg.clone()
+    };
+    let err = run(&dit, &one, &out, Shard::WHOLE, Existing::Resume).unwrap_err();
+    assert!(err.to_string().contains("config.rho"), "{err}");
+    // The same settings finish it.
+    run(&dit, &cfg, &out, Shard::WHOLE, Existing::Resume).unwrap();
+
+    // A second shard with other settings may not write next to the first.
+    let sharded = tmp.path().join("sharded");
+    let half = |index| Shard { index, count: 2 };
+    run(&dit, &cfg, &sharded, half(0), Existing::Refuse).unwrap();
+    let err = run(&dit, &other, &sharded, half(1), Existing::Refuse)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("config.seed"), "{err}");
+    assert!(!sharded.join("images").join("class2").exists());
+}
+
+#[test]
+fn too_few_images_for_the_support_names_the_key_and_the_class() {
+    let dit = tiny_dit(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = DistillConfig {
+        support_points: 50,
+        ..config(Method::Dmgd)
+    };
+    let out = tmp.path().join("run");
+    let err = run(&dit, &cfg, &out, Shard::WHOLE, Existing::Refuse)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("support-points") && err.contains("class0"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn plain_sampling_needs_no_real_images_and_gives_the_dit_images() {
+    let dit = tiny_dit(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(Method::Dit);
+    let with_data = tmp.path().join("with-data");
+    run(&dit, &cfg, &with_data, Shard::WHOLE, Existing::Refuse).unwrap();
+    let real = real_set();
+    let spec = spec_of(&cfg, &real, Shard::WHOLE);
+    let cache = SupportCache { dir: None, seed: 0 };
+    let without = tmp.path().join("without");
+    let job = Job {
+        real: None,
+        class_names: &real.class_names,
+        only_classes: Some(&[1, 2]),
+        dit: &dit,
+        codec: &Codec::pixel(),
+        spec: &spec,
+        cfg: Cfg {
+            scale: cfg.cfg_scale,
+            channels: CfgChannels::FirstThree,
+        },
+        shard: Shard::WHOLE,
+        cache: &cache,
+        out: &without,
+        existing: Existing::Refuse,
+    };
+    let outcome = pipeline::run(&job, &mut |_| {}).unwrap();
+    assert_eq!(outcome.classes, ["class1", "class2"]);
+    let (a, b) = (files(&with_data), files(&without));
+    assert_eq!(b.len(), 2 * 2 * 3);
+    // Class 1 shared its batch with class 0 in one run and with class 2 in the other: the
+    // same noise, equal up to the order of batched sums.
+    let png = |f: &BTreeMap<String, Vec<u8>>| {
+        image::load_from_memory(&f["images/class1/00000.png"])
+            .unwrap()
+            .to_luma8()
+            .into_raw()
+    };
+    let max_diff = png(&a)
+        .iter()
+        .zip(png(&b))
+        .map(|(x, y)| (*x as i32 - y as i32).abs())
+        .max()
+        .unwrap();
+    assert!(max_diff <= 1, "{max_diff}");
+    // A method that needs the real images says so.
+    let dmgd = DistillSpec {
+        config: config(Method::Dmgd),
+        ..spec.clone()
+    };
+    let err = pipeline::run(
+        &Job {
+            spec: &dmgd,
+            out: &tmp.path().join("dmgd"),
+            ..job
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::NoRealData { .. }), "{err}");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! arithmetic operation by operation (`t * c` is `t * c + 0`, `t / c` is `t * (1 / c) + 0`), so
 //! both paths give the same bits; the composed one serves other devices.
 
-use crate::ops::f32_slice;
+use crate::cpu::f32_slice;
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 

@@ -2,8 +2,8 @@
 //! the im2col matrix, input gradient = GEMM + col2im). Work is split over groups of images
 //! with rayon; each GEMM runs on one thread.
 
-use super::gemm::{matmul, MatRef};
-use super::{contiguous_f32, storage_f32};
+use crate::cpu::{contiguous_f32, storage_f32};
+use crate::gemm::{matmul, MatRef};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

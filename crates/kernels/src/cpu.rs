@@ -1,21 +1,10 @@
-//! Fast CPU ops with their own backward passes: im2col + GEMM convolution, instance/batch
-//! normalisation (optionally fused with ReLU) and pooling. candle's own conv backward is a
-//! naive loop (CPU-NOTES.md); these are what make CNN training on a CPU practical.
-
-mod conv2d;
-mod gemm;
-mod norm;
-mod pool;
-
-pub use conv2d::{conv2d, ConvParams};
-pub use norm::{batch_mean_var, norm, NormParams, NormStats};
-pub use pool::{avg_pool2d, max_pool2d, MaxPoolParams};
+//! Access to the f32 values behind CPU tensors, for the kernels' `cpu_fwd`s.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout, Storage};
 
 /// The f32 values of a contiguous CPU tensor argument, or an error naming the op.
-fn contiguous_f32<'a>(
+pub(crate) fn contiguous_f32<'a>(
     op: &'static str,
     storage: &'a CpuStorage,
     layout: &Layout,
@@ -33,7 +22,7 @@ fn contiguous_f32<'a>(
 }
 
 /// The f32 values behind a contiguous CPU tensor's storage (from `Tensor::storage_and_layout`).
-fn storage_f32<'a>(
+pub(crate) fn storage_f32<'a>(
     op: &'static str,
     storage: &'a Storage,
     layout: &Layout,
@@ -41,5 +30,18 @@ fn storage_f32<'a>(
     match storage {
         Storage::Cpu(cpu) => contiguous_f32(op, cpu, layout),
         _ => candle_core::bail!("{op}: only CPU tensors are supported"),
+    }
+}
+
+/// The contiguous f32 values of a CPU storage, or an error naming the op.
+pub(crate) fn f32_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: expects a contiguous input"),
     }
 }

@@ -1,6 +1,6 @@
 //! Fused CPU ops with their own backward: tanh-GELU, LayerNorm without affine, softmax over
 //! the last dimension. candle's fused `layer_norm` / `softmax_last_dim` have no backward and its
-//! tanh-GELU runs as scalar libm calls (CPU-NOTES.md); these keep training on one fast path.
+//! tanh-GELU runs as scalar libm calls (docs/BENCH-diffusion.md); these keep training on one fast path.
 //!
 //! Also the per-sample broadcasts of adaLN (modulate, gated residual) and the bias add. Their
 //! backward sums over tokens (or rows) in one contiguous pass; candle's reduction over a
@@ -8,6 +8,7 @@
 //!
 //! On devices other than the CPU every op falls back to composed candle ops (same maths).
 
+use crate::cpu::f32_slice;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
 };
@@ -45,19 +46,6 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         return candle_nn::ops::softmax_last_dim(x);
     }
     x.contiguous()?.apply_op1(SoftmaxLastDim)
-}
-
-/// The contiguous f32 elements of a custom op's input; `op` names the op in the error.
-pub(crate) fn f32_slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{op}: expects a contiguous input"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

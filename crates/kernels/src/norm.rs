@@ -5,7 +5,7 @@
 //! Batch norm (training mode) = torch `BatchNorm2d`: statistics per channel over (N, H, W).
 //! Both use the biased variance for normalising, like torch.
 
-use super::{contiguous_f32, storage_f32};
+use crate::cpu::{contiguous_f32, storage_f32};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

@@ -1,7 +1,7 @@
 //! Average pooling (kernel = stride, like torch `AvgPool2d(k)`, flooring odd sizes) and max
 //! pooling with padding (ResNet-18's 3x3/2 stem), both with their own backward.
 
-use super::{contiguous_f32, storage_f32};
+use crate::cpu::{contiguous_f32, storage_f32};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Unit-sphere projection and the plain Euclidean cost between projected points (DESIGN.md §6, "Cost").
+//! Unit-sphere projection and the plain Euclidean cost between projected points (docs/METHOD.md §6, "Cost").
 
 use candle_core::{Result, Tensor, D};
 

@@ -1,4 +1,4 @@
-//! The OT guidance of DMGD (DESIGN.md §6): the entropic OT cost between the class's source measure
+//! The OT guidance of DMGD (docs/METHOD.md §6): the entropic OT cost between the class's source measure
 //! (frozen earlier samples plus the current x0_hat) and its support, and the gradient w.r.t. x0_hat.
 //!
 //! Source measure (Greedy Progressive Matching): the M final latents already generated for the

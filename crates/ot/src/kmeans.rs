@@ -1,4 +1,4 @@
-//! Seeded k-means (k-means++ initialisation, then Lloyd iterations) on flattened latents (DESIGN.md §6, §7).
+//! Seeded k-means (k-means++ initialisation, then Lloyd iterations) on flattened latents (docs/METHOD.md §6, §7).
 //!
 //! Used twice: DMGD's support points (K = 10, masses = cluster size / N) and mgd3's modes
 //! (K = IPC). Squared distances come from one matmul per iteration,

@@ -1,4 +1,4 @@
-//! Optimal-transport pieces of DMGD (DESIGN.md §6): unit-sphere cost, k-means support points, Sinkhorn with gradients.
+//! Optimal-transport pieces of DMGD (docs/METHOD.md §6): unit-sphere cost, k-means support points, Sinkhorn with gradients.
 //!
 //! - [`cost`]: projection onto the unit sphere and the plain Euclidean cost matrix between projected points.
 //! - [`kmeans`]: seeded k-means++ / Lloyd on flattened latents, giving a [`support::Support`] (points and masses).

@@ -1,4 +1,4 @@
-//! Entropic OT by the reference's unrolled Sinkhorn iterations, in the plain and the log domain (DESIGN.md §6).
+//! Entropic OT by the reference's unrolled Sinkhorn iterations, in the plain and the log domain (docs/METHOD.md §6).
 //!
 //! Reference (plain domain), for a cost C (N x K), source masses a (N) and target masses b (K):
 //!

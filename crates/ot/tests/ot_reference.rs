@@ -737,7 +737,7 @@ fn support_round_trips_through_safetensors() {
     ));
 }
 
-// ---------- PyTorch parity (oracle: tests/oracle/ot_guidance.py, torch 2.15, float64) ----------
+// ---------- PyTorch parity (oracle: oracle/ot_guidance.py, torch 2.15, float64) ----------
 //
 // The oracle, in short (inputs are closed-form, rebuilt below):
 //     source = torch.cat([memory, x0[None]]); source = source / source.norm(dim=1, keepdim=True)

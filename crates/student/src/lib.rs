@@ -1,4 +1,4 @@
-//! Student networks, fast CPU ops, training protocols and evaluation reports (DESIGN.md §8).
+//! Student networks, training protocols and evaluation reports (docs/METHOD.md §8).
 //!
 //! The CLI's entry points: `TrainConfig::{dc, minimax}` -> `train_and_test` -> `Trained`
 //! (a `RunReport` and a `Classifier`), and `Summary::of` over repeated runs.
@@ -8,7 +8,7 @@ pub mod classifier;
 mod error;
 pub mod frechet;
 pub mod nets;
-pub mod ops;
+
 pub mod optim;
 pub mod protocol;
 pub mod report;

@@ -50,7 +50,7 @@ impl Sgd {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         for (var, buffer) in self.vars.iter().zip(&mut self.buffers) {
             let Some(grad) = grads.get(var) else { continue };
-            // Detached: a buffer that kept the graph alive grew one run to 24 GB (CPU-NOTES.md).
+            // Detached: a buffer that kept the graph alive grew one run to 24 GB (docs/BENCH-student.md).
             let mut g = grad.detach();
             if self.weight_decay != 0.0 {
                 g = (g + (var.as_tensor().detach() * self.weight_decay)?)?;

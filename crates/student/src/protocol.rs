@@ -1,4 +1,4 @@
-//! Training configurations of the two evaluation protocols (DESIGN.md §8) and how their
+//! Training configurations of the two evaluation protocols (docs/METHOD.md §8) and how their
 //! defaults resolve.
 
 use crate::nets::{Arch, NormKind};

@@ -46,7 +46,7 @@ fn imagenet_protocol_nets_take_a_training_step_at_224_px() {
     };
     let x = Tensor::randn(0f32, 1., (4, 3, 224, 224), &Device::Cpu).unwrap();
     let y = [0u32, 1, 2, 3];
-    // Parameter counts from benches/student/param_counts.py (10 classes).
+    // Parameter counts from oracle/param_counts.py (10 classes).
     for (name, params) in [
         ("resnetap10", 4_910_922),
         ("resnet18", 11_181_642),

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::preprocess::Resize;
 use dmgd_data::ImageSet;
+use dmgd_distill::run_dir::IMAGES_DIR;
 use dmgd_student::{Arch, Augment, NormKind, Protocol, RunReport, Summary, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -155,10 +156,18 @@ pub fn run(args: Args) -> Result<()> {
     let config = resolve_config(&args, arch, protocol, ipc);
     config.validate()?;
 
+    let setup = EvalSetup {
+        config: &config,
+        repeats: args.repeats,
+        train_sets: &records,
+        test: test_source.describe(),
+        test_images: test.len(),
+        test_fingerprint: test.fingerprint(),
+    };
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_out(&args.train[0], &args.net, &args.protocol));
+        .unwrap_or_else(|| default_out(&args.train[0], &args.net, &args.protocol, &setup));
     let results_path = out.join("eval.json");
     if results_path.exists() && !args.overwrite {
         bail!(
@@ -178,14 +187,6 @@ pub fn run(args: Args) -> Result<()> {
         eval_networks::clear(&out)?;
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let setup = EvalSetup {
-        config: &config,
-        repeats: args.repeats,
-        train_sets: &records,
-        test: test_source.describe(),
-        test_images: test.len(),
-        test_fingerprint: test.fingerprint(),
-    };
     // The resolved configuration goes down before any training.
     Manifest::new(&setup).write(&out)?;
 
@@ -384,12 +385,18 @@ fn resolve_config(args: &Args, arch: Arch, protocol: Protocol, ipc: usize) -> Tr
     config
 }
 
-fn default_out(train: &str, net: &str, protocol: &str) -> PathBuf {
-    let name = Path::new(train)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "set".into());
-    PathBuf::from("runs").join(format!("eval-{name}-{net}-{protocol}"))
+/// `runs/eval-<set>-<net>-<protocol>-<hash>`: the set's folder name for reading (its parent's
+/// when it is an `images/` folder), the hash of the whole setup (the sets' fingerprints
+/// included) so that two different evaluations never share a folder.
+fn default_out(train: &str, net: &str, protocol: &str, setup: &EvalSetup) -> PathBuf {
+    let path = Path::new(train);
+    let named = match path.file_name() {
+        Some(n) if n == IMAGES_DIR => path.parent().and_then(Path::file_name),
+        other => other,
+    };
+    let name = named.map_or_else(|| "set".into(), |n| n.to_string_lossy().into_owned());
+    let hash = dmgd_run::spec_hash(setup);
+    PathBuf::from("runs").join(format!("eval-{name}-{net}-{protocol}-{hash}"))
 }
 
 fn markdown_table(result: &EvalResult, args: &Args) -> String {
@@ -441,4 +448,48 @@ fn markdown_table(result: &EvalResult, args: &Args) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup_of<'a>(config: &'a TrainConfig, sets: &'a [TrainSetRecord]) -> EvalSetup<'a> {
+        EvalSetup {
+            config,
+            repeats: 2,
+            train_sets: sets,
+            test: "fashion-mnist Test".into(),
+            test_images: 10_000,
+            test_fingerprint: "t".into(),
+        }
+    }
+
+    #[test]
+    fn two_image_folders_get_two_default_folders() {
+        let config = TrainConfig::dc("convnet3".parse().unwrap(), 300, 0);
+        let set = |source: &str, fingerprint: &str| {
+            vec![TrainSetRecord {
+                source: source.into(),
+                images: 100,
+                fingerprint: fingerprint.into(),
+            }]
+        };
+        let (a, b) = (set("runs/a/images", "fa"), set("runs/b/images", "fb"));
+        let out_a = default_out("runs/a/images", "convnet3", "dc", &setup_of(&config, &a));
+        let out_b = default_out("runs/b/images", "convnet3", "dc", &setup_of(&config, &b));
+        assert_ne!(out_a, out_b);
+        assert!(
+            out_a
+                .to_string_lossy()
+                .starts_with("runs/eval-a-convnet3-dc-"),
+            "{out_a:?}"
+        );
+        // The same set evaluated otherwise is another evaluation too.
+        let longer = TrainConfig::dc("convnet3".parse().unwrap(), 1000, 0);
+        assert_ne!(
+            default_out("runs/a/images", "convnet3", "dc", &setup_of(&longer, &a)),
+            out_a
+        );
+    }
 }

@@ -57,6 +57,14 @@ pub struct Args {
     /// Write a checkpoint every this many steps (and at the end).
     #[arg(long, default_value_t = 200)]
     checkpoint_every: usize,
+    /// Also keep the EMA weights every this many steps in `snapshots/` (0: none), to choose a
+    /// checkpoint afterwards by a Fréchet distance on the held-out images.
+    #[arg(long, default_value_t = 0)]
+    snapshot_every: usize,
+    /// Hold this many images of every class out of training (the last ones of each class):
+    /// validation images for choosing a checkpoint, never the test split.
+    #[arg(long, default_value_t = 0)]
+    holdout_per_class: usize,
     /// Continue the run in --out from its last checkpoint (settings come from the run).
     #[arg(long)]
     resume: bool,
@@ -65,16 +73,15 @@ pub struct Args {
     /// starts fresh. For continuing a run whose optimizer state is gone, or fine-tuning.
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
-    /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: crate::device::DeviceArg,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = crate::commands::sample::parse_device(&args.device)?;
+    let device = args.device.open()?;
 
     // Load the data:
-    let data: ImageSet = if args.data == "fashion-mnist" {
+    let all: ImageSet = if args.data == "fashion-mnist" {
         fashion_mnist::load(&args.fashion_mnist_dir, fashion_mnist::Split::Train)?
     } else {
         image_folder::read(
@@ -83,14 +90,16 @@ pub fn run(args: Args) -> Result<()> {
         )
         .with_context(|| format!("reading the ImageFolder {}", args.data))?
     };
-    if data.shape.height != data.shape.width {
-        bail!("training images must be square, found {}", data.shape);
+    if all.shape.height != all.shape.width {
+        bail!("training images must be square, found {}", all.shape);
     }
 
     // Build or resume the trainer:
+    let mut data = all.split_validation(args.holdout_per_class).0;
     let mut trainer = if args.resume {
         let t = Trainer::resume(&args.out, args.steps, args.checkpoint_every, &device)
             .with_context(|| format!("resuming from {}", args.out.display()))?;
+        data = all.split_validation(t.config.holdout_per_class).0;
         if t.config.dataset_fingerprint != data.fingerprint() {
             bail!(
                 "--resume: the training data differs from the data of the run in {}",
@@ -123,11 +132,13 @@ pub fn run(args: Args) -> Result<()> {
             horizontal_flip: args.horizontal_flip,
             seed: args.seed,
             checkpoint_every: args.checkpoint_every,
+            snapshot_every: args.snapshot_every,
+            holdout_per_class: args.holdout_per_class,
             dataset_fingerprint: data.fingerprint(),
             init: match &args.init {
                 Some(path) => Some(InitCheckpoint {
                     path: path.display().to_string(),
-                    sha256: crate::manifest::sha256_file(path)
+                    sha256: dmgd_run::sha256_file(path)
                         .with_context(|| format!("--init {}", path.display()))?,
                 }),
                 None => None,

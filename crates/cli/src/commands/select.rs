@@ -150,7 +150,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let source = DataSource::resolve(&args.data.data, &args.data, Split::Train, None)?;
     let real = source.load()?;
-    check_class_sizes(&real, args.ipc)?;
+    coreset::check_class_sizes(&real, args.ipc)?;
 
     let (classifier, embedding) = if method.needs_features() {
         let (classifier, record) = embedding_network(&args, arch, &real)?;
@@ -184,17 +184,6 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Indices into `real` of `ipc` random images per class (what `dmgd distill --method random`
-/// copies); see `select_with` for herding and k-center.
-pub fn select(
-    real: &ImageSet,
-    method: CoresetMethod,
-    ipc: usize,
-    seed: u64,
-) -> Result<Vec<Vec<usize>>> {
-    select_with(real, method, ipc, seed, None)
-}
-
 /// Indices into `real` of the chosen images, per class in class order. Herding and k-center
 /// work in `classifier`'s penultimate embedding; `seed` only drives `random`.
 pub fn select_with(
@@ -204,40 +193,12 @@ pub fn select_with(
     seed: u64,
     classifier: Option<&Classifier>,
 ) -> Result<Vec<Vec<usize>>> {
-    check_class_sizes(real, ipc)?;
+    coreset::check_class_sizes(real, ipc)?;
     match (method, classifier) {
-        (CoresetMethod::Random, _) => Ok(select_random(real, ipc, seed)),
+        (CoresetMethod::Random, _) => Ok(coreset::random_per_class(real, ipc, seed)?),
         (_, Some(classifier)) => select_by_features(real, classifier, method, ipc),
         (_, None) => bail!("--method {method:?} needs an embedding network"),
     }
-}
-
-fn check_class_sizes(real: &ImageSet, ipc: usize) -> Result<()> {
-    for (class, members) in real.class_names.iter().zip(real.indices_by_class()) {
-        if members.len() < ipc {
-            return Err(DataError::NotEnoughImages {
-                class: class.clone(),
-                available: members.len(),
-                requested: ipc,
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// `ipc` distinct random images of every class; class c draws from `class_seed(seed, c)`.
-fn select_random(real: &ImageSet, ipc: usize, seed: u64) -> Vec<Vec<usize>> {
-    real.indices_by_class()
-        .iter()
-        .enumerate()
-        .map(|(c, members)| {
-            coreset::random_positions(members.len(), ipc, coreset::class_seed(seed, c))
-                .into_iter()
-                .map(|p| members[p])
-                .collect()
-        })
-        .collect()
 }
 
 /// Herding or k-center within each class, in the classifier's penultimate embedding.

@@ -3,9 +3,9 @@
 use super::attention::Attention;
 use super::linear::{Linear, LinearInit};
 use super::{DitConfig, LAYER_NORM_EPS};
-use crate::ops::{gated_add, gelu_tanh, layer_norm_no_affine, modulate};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+use dmgd_kernels::dit::{gated_add, gelu_tanh, layer_norm_no_affine, modulate};
 
 /// timm `Mlp`: fc1 -> GELU (tanh approximation) -> fc2.
 #[derive(Debug, Clone)]

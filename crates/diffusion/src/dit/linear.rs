@@ -71,7 +71,7 @@ impl Module for Linear {
         let dims = x.dims().to_vec();
         let in_dim = dims[dims.len() - 1];
         let x2 = x.reshape(((), in_dim))?; // (rows, in)
-        let y = crate::ops::add_bias(&x2.matmul(&self.weight_t)?, &self.bias)?; // (rows, out)
+        let y = dmgd_kernels::dit::add_bias(&x2.matmul(&self.weight_t)?, &self.bias)?; // (rows, out)
         let mut out_dims = dims;
         *out_dims.last_mut().expect("non-empty dims") = self.bias.dim(0)?;
         y.reshape(out_dims)

@@ -1,5 +1,5 @@
 //! DiT (Peebles & Xie, "Scalable Diffusion Models with Transformers"): configuration, the
-//! preset registry, and the model (DESIGN.md §2). Field names equal the official checkpoint keys.
+//! preset registry, and the model (docs/METHOD.md §2). Field names equal the official checkpoint keys.
 
 mod attention;
 mod block;
@@ -7,7 +7,7 @@ mod embed;
 mod linear;
 mod model;
 
-pub use attention::{multi_head_attention, Attention};
+pub use attention::Attention;
 pub use block::{DitBlock, FinalLayer, Mlp};
 pub use embed::{
     pos_embed_2d, timestep_frequency_embedding, LabelEmbedder, PatchEmbed, TimestepEmbedder,

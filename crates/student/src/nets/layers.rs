@@ -2,9 +2,9 @@
 //! initialisation, convolution, normalisation and linear layers. Parameter names follow the
 //! PyTorch module paths so saved weights carry the same keys as a torch state dict.
 
-use crate::ops::{self, ConvParams, NormParams, NormStats};
 use candle_core::{Device, Result, Tensor, Var};
 use candle_nn::VarMap;
+use dmgd_kernels::{self as ops, ConvParams, NormParams, NormStats};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -14,7 +14,7 @@ use std::cell::RefCell;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NormKind {
-    /// torch `GroupNorm(C, C)` (the default of every protocol, DESIGN.md §8).
+    /// torch `GroupNorm(C, C)` (the default of every protocol, docs/METHOD.md §8).
     Instance,
     /// torch `BatchNorm2d` (batch statistics in training, running statistics in evaluation).
     Batch,

@@ -259,7 +259,7 @@ mod tests {
         }
     }
 
-    /// Numbers printed by benches/student/param_counts.py (torch definitions of the same nets).
+    /// Numbers printed by oracle/param_counts.py (torch definitions of the same nets).
     #[test]
     fn param_counts_match_pytorch() {
         let cases = [
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn keys_equal_the_torch_state_dict() {
-        // From benches/student/param_counts.py: sorted(ConvNet(1, 10, 3, 28).state_dict().keys())
+        // From oracle/param_counts.py: sorted(ConvNet(1, 10, 3, 28).state_dict().keys())
         let torch_keys = "classifier.bias classifier.weight features.0.bias features.0.weight features.1.bias \
             features.1.weight features.4.bias features.4.weight features.5.bias features.5.weight features.8.bias \
             features.8.weight features.9.bias features.9.weight";

@@ -4,9 +4,9 @@
 //! Keys follow those torch modules (`layer0.conv1`, `layer1.0.bn1`, `layer2.0.downsample.0`, `fc`).
 
 use super::layers::{linear, Conv, ConvInit, ConvSpec, Norm, NormKind, Params};
-use crate::ops::{self, MaxPoolParams};
 use candle_core::{Module, Result, Tensor};
 use dmgd_data::ImageShape;
+use dmgd_kernels::{self as ops, MaxPoolParams};
 
 /// Which of the two ResNet families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
