@@ -466,29 +466,8 @@ impl CustomOp3 for Conv2dOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var, D};
-
-    fn randn(shape: &[usize], seed: u64) -> Tensor {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, StandardNormal};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(D::Minus1)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::testing::{max_abs_diff, randn};
+    use candle_core::{Var, D};
 
     /// Forward and all three gradients against candle's own (slow) conv2d, for the
     /// kernel/stride/padding combinations the nets use, with a loss that weights every output.

@@ -15,6 +15,8 @@ pub mod dit;
 mod gemm;
 pub mod norm;
 pub mod pool;
+#[cfg(test)]
+mod testing;
 
 pub use conv2d::{conv2d, ConvParams};
 pub use norm::{batch_mean_var, norm, NormParams, NormStats};

@@ -366,30 +366,8 @@ pub fn batch_mean_var(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var, D};
-
-    fn randn(shape: &[usize], seed: u64) -> Tensor {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, StandardNormal};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let v: Vec<f32> = (0..shape.iter().product())
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(D::Minus1)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::testing::{max_abs_diff, randn};
+    use candle_core::{Device, Var};
 
     /// The same normalisation written with candle's composed (differentiable) ops.
     fn composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: NormParams) -> Tensor {
