@@ -11,7 +11,7 @@ use dmgd_ot::support::Support;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Images encoded per autoencoder call.
 const ENCODE_BATCH: usize = 64;
@@ -163,10 +163,7 @@ impl SupportCache {
     }
 }
 
-/// The cache directory used when none is given: `$XDG_CACHE_HOME/dmgd` or `~/.cache/dmgd`.
+/// The cache directory used when none is given (`dmgd_run::cache_dir`).
 pub fn default_cache_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .map(|d| d.join("dmgd"))
+    dmgd_run::cache_dir()
 }

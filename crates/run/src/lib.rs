@@ -9,3 +9,32 @@ pub mod spec;
 
 pub use manifest::{sha256_file, Manifest, ManifestError};
 pub use spec::{differing_keys, spec_hash, SpecMismatch};
+
+/// Where dmgd caches what it can recompute (k-means supports, embedding networks):
+/// `$XDG_CACHE_HOME/dmgd`, else `$HOME/.cache/dmgd`; an empty variable counts as unset.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+        .map(|d| d.join("dmgd"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_empty_xdg_cache_home_counts_as_unset() {
+        // The only test of this crate that touches the environment.
+        std::env::set_var("XDG_CACHE_HOME", "");
+        std::env::set_var("HOME", "/home/someone");
+        assert_eq!(
+            super::cache_dir(),
+            Some(std::path::PathBuf::from("/home/someone/.cache/dmgd"))
+        );
+        std::env::set_var("XDG_CACHE_HOME", "/xdg");
+        assert_eq!(
+            super::cache_dir(),
+            Some(std::path::PathBuf::from("/xdg/dmgd"))
+        );
+    }
+}

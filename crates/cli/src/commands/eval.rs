@@ -44,12 +44,15 @@ pub struct Args {
     /// Training augmentation (default: none for dc, the Minimax chain for minimax).
     #[arg(long, value_enum)]
     pub augment: Option<AugmentArg>,
-    /// Optimiser for minimax (dc always uses SGD 0.01 / 0.9 / 5e-4).
-    #[arg(long, value_enum, default_value = "adamw")]
-    pub optimizer: OptimizerArg,
+    /// Optimiser for minimax: adamw (default) or sgd (dc always uses SGD 0.01 / 0.9 / 5e-4,
+    /// and refuses this flag).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Test every this many epochs (default: E/10 for dc, E/100 for minimax; always at the end).
+    /// A pass over the 10,000 Fashion-MNIST test images costs about as much as several training
+    /// epochs at IPC 10: for short runs pass `--test-every <epochs>` to test once, at the end.
     #[arg(long)]
     pub test_every: Option<usize>,
     /// Fresh networks per training set.
@@ -58,7 +61,7 @@ pub struct Args {
     /// Seed of the first network; repeat r of set s uses seed + 1000 s + r.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where eval.json, eval.md and the configuration go (default: runs/eval-<set>-<net>-<protocol>).
+    /// Where eval.json, eval.md and the configuration go (default: runs/eval-<set>-<net>-<protocol>-<hash of the setup>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Replace existing results in --out.
@@ -69,7 +72,7 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
     /// Also keep each trained network, as --out/net-set<s>-run<r>.safetensors (what
-    /// `dmgd select --embedding` and `dmgd judge --classifier` read).
+    /// `dmgd select --embedding` and `dmgd quality --classifier` read).
     #[arg(long)]
     pub save_nets: bool,
     #[command(flatten)]
@@ -153,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
         train_sets.push(set);
     }
     let ipc = train_sets[0].len() / train_sets[0].num_classes().max(1);
-    let config = resolve_config(&args, arch, protocol, ipc);
+    let config = resolve_config(&args, arch, protocol, ipc)?;
     config.validate()?;
 
     let setup = EvalSetup {
@@ -306,7 +309,11 @@ pub fn run(args: Args) -> Result<()> {
     let table = markdown_table(&result, &args);
     dmgd_data::atomic::write_file(&out.join("eval.md"), table.as_bytes())?;
     println!("{table}");
-    println!("results: {}", results_path.display());
+    println!(
+        "results: {} and {}",
+        results_path.display(),
+        out.join("eval.md").display()
+    );
     Ok(())
 }
 
@@ -343,7 +350,10 @@ fn check_compatible(
     Ok(())
 }
 
-fn resolve_config(args: &Args, arch: Arch, protocol: Protocol, ipc: usize) -> TrainConfig {
+fn resolve_config(args: &Args, arch: Arch, protocol: Protocol, ipc: usize) -> Result<TrainConfig> {
+    if protocol == Protocol::Dc && args.optimizer.is_some() {
+        bail!("--optimizer applies to --protocol minimax; dc always trains with SGD 0.01 / 0.9 / 5e-4");
+    }
     let mut config = match protocol {
         Protocol::Dc => TrainConfig::dc(
             arch,
@@ -356,7 +366,7 @@ fn resolve_config(args: &Args, arch: Arch, protocol: Protocol, ipc: usize) -> Tr
                 c.epochs = epochs;
                 c.test_every = (epochs / 100).max(1);
             }
-            if let OptimizerArg::Sgd = args.optimizer {
+            if let Some(OptimizerArg::Sgd) = args.optimizer {
                 c.optimizer = TrainConfig::MINIMAX_SGD;
             }
             c
@@ -382,7 +392,7 @@ fn resolve_config(args: &Args, arch: Arch, protocol: Protocol, ipc: usize) -> Tr
     if let Some(t) = args.test_every {
         config.test_every = t;
     }
-    config
+    Ok(config)
 }
 
 /// `runs/eval-<set>-<net>-<protocol>-<hash>`: the set's folder name for reading (its parent's
@@ -399,6 +409,14 @@ fn default_out(train: &str, net: &str, protocol: &str, setup: &EvalSetup) -> Pat
     PathBuf::from("runs").join(format!("eval-{name}-{net}-{protocol}-{hash}"))
 }
 
+/// The value of `--augment` that gives this augmentation.
+fn augment_name(augment: Augment) -> String {
+    serde_json::to_value(augment)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_lowercase))
+        .unwrap_or_else(|| format!("{augment:?}").to_lowercase())
+}
+
 fn markdown_table(result: &EvalResult, args: &Args) -> String {
     let c = result.setup.config;
     let mut s = String::new();
@@ -410,13 +428,13 @@ fn markdown_table(result: &EvalResult, args: &Args) -> String {
     for (record, summary) in result.setup.train_sets.iter().zip(&result.per_set) {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:?} | {} | {:?} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             record.source,
             record.images,
             args.net,
-            c.protocol,
+            args.protocol,
             c.epochs,
-            c.augment,
+            augment_name(c.augment),
             summary.runs,
             summary.final_accuracy,
             summary.best_accuracy
@@ -425,11 +443,11 @@ fn markdown_table(result: &EvalResult, args: &Args) -> String {
     if result.per_set.len() > 1 {
         let _ = writeln!(
             s,
-            "| **all sets** | | {} | {:?} | {} | {:?} | {} | {} | {} |",
+            "| **all sets** | | {} | {} | {} | {} | {} | {} | {} |",
             args.net,
-            c.protocol,
+            args.protocol,
             c.epochs,
-            c.augment,
+            augment_name(c.augment),
             result.summary.runs,
             result.summary.final_accuracy,
             result.summary.best_accuracy

@@ -45,9 +45,11 @@ pub struct Args {
     /// the embedding).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output directory (ImageFolder + manifest.json).
+    /// Output directory (ImageFolder + manifest.json + grid.png). Default:
+    /// runs/select-<method>-ipc<N>-seed<S> for Fashion-MNIST, with the data's hash appended
+    /// for other data.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Replace an existing output directory.
     #[arg(long)]
     pub overwrite: bool,
@@ -141,15 +143,24 @@ pub fn run(args: Args) -> Result<()> {
     if args.embedding_epochs == 0 {
         bail!("--embedding-epochs must be at least 1");
     }
-    // Refuse an existing output before any expensive work; StagedDir checks again at the end.
-    if args.out.exists() && !args.overwrite {
-        return Err(DataError::OutputExists {
-            path: args.out.clone(),
-        }
-        .into());
-    }
     let source = DataSource::resolve(&args.data.data, &args.data, Split::Train, None)?;
     let real = source.load()?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = format!(
+            "select-{}-ipc{}-seed{}",
+            method_name(method),
+            args.ipc,
+            args.seed
+        );
+        if !args.data.is_default() {
+            name = format!("{name}-{}", dmgd_run::spec_hash(&real.fingerprint()));
+        }
+        PathBuf::from("runs").join(name)
+    });
+    // Refuse an existing output before any expensive work; StagedDir checks again at the end.
+    if out.exists() && !args.overwrite {
+        return Err(DataError::OutputExists { path: out }.into());
+    }
     coreset::check_class_sizes(&real, args.ipc)?;
 
     let (classifier, embedding) = if method.needs_features() {
@@ -161,8 +172,9 @@ pub fn run(args: Args) -> Result<()> {
     let picks = select_with(&real, method, args.ipc, args.seed, classifier.as_ref())?;
     let subset = real.subset(&picks.concat());
 
-    let staged = dmgd_data::atomic::StagedDir::new(&args.out, args.overwrite)?;
+    let staged = dmgd_data::atomic::StagedDir::new(&out, args.overwrite)?;
     image_folder::write_into(&subset, staged.path())?;
+    dmgd_data::grid::write_class_grid(&subset, args.ipc.min(10), &staged.path().join("grid.png"))?;
     Manifest::new(SelectManifest {
         method,
         ipc: args.ipc,
@@ -364,15 +376,16 @@ fn read_cached(weights: &Path, sidecar: &Path, fingerprint: &str) -> Option<Embe
     (weights.is_file() && training.dataset_fingerprint == fingerprint).then_some(training)
 }
 
+fn method_name(method: CoresetMethod) -> String {
+    serde_json::to_value(method)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 fn default_cache_dir() -> Result<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    match base {
-        Some(base) => Ok(base.join("dmgd")),
-        None => bail!("neither XDG_CACHE_HOME nor HOME is set; pass --cache-dir"),
-    }
+    dmgd_run::cache_dir()
+        .ok_or_else(|| anyhow::anyhow!("neither XDG_CACHE_HOME nor HOME is set; pass --cache-dir"))
 }
 
 fn norm_name(norm: NormKind) -> &'static str {

@@ -222,9 +222,8 @@ impl Dit {
             &mut out,
         )?;
         push_linear("final_layer.linear", &self.final_layer.linear, &mut out)?;
-        Ok(out
-            .into_iter()
-            .map(|(k, v)| (k, v.to_dtype(DType::F32).unwrap_or(v)))
-            .collect())
+        out.into_iter()
+            .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+            .collect()
     }
 }
