@@ -10,6 +10,16 @@ use std::path::PathBuf;
 /// The literal that names the built-in Fashion-MNIST dataset in `--data` / `--train` / `--test`.
 pub const FASHION_MNIST: &str = "fashion-mnist";
 
+/// The ImageFolder a set names: a `dmgd distill` / `sample` output keeps it in `images/`.
+pub fn run_images(set: &str) -> String {
+    let images = std::path::Path::new(set).join(dmgd_distill::run_dir::IMAGES_DIR);
+    if set != FASHION_MNIST && images.is_dir() {
+        images.to_string_lossy().into_owned()
+    } else {
+        set.to_string()
+    }
+}
+
 /// Flags shared by every command that reads real data.
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
 pub struct DataArgs {

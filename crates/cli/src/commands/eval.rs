@@ -2,7 +2,7 @@
 //! split, and report final- and best-epoch accuracy as mean ± std.
 
 use super::eval_networks::{self, FinishedNetwork};
-use crate::dataset::{DataArgs, DataSource, FASHION_MNIST};
+use crate::dataset::{run_images, DataArgs, DataSource, FASHION_MNIST};
 use crate::manifest::Manifest;
 use anyhow::{bail, Context, Result};
 use dmgd_data::fashion_mnist::Split;
@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut train_sets = Vec::new();
     let mut records = Vec::new();
     for spec in &args.train {
-        let source = DataSource::resolve(&train_dir(spec), &args.data, Split::Train, None)?;
+        let source = DataSource::resolve(&run_images(spec), &args.data, Split::Train, None)?;
         let set = source.load()?;
         check_compatible(&set, &test, spec, &args.test)?;
         records.push(TrainSetRecord {
@@ -315,16 +315,6 @@ pub fn run(args: Args) -> Result<()> {
         out.join("eval.md").display()
     );
     Ok(())
-}
-
-/// A `dmgd distill` output keeps its ImageFolder in `images/`.
-pub(crate) fn train_dir(spec: &str) -> String {
-    let images = Path::new(spec).join(dmgd_distill::run_dir::IMAGES_DIR);
-    if spec != FASHION_MNIST && images.is_dir() {
-        images.to_string_lossy().into_owned()
-    } else {
-        spec.to_string()
-    }
 }
 
 fn check_compatible(

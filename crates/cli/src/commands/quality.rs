@@ -2,7 +2,6 @@
 //! each image set: the share classified as the class it was generated for, and the Fréchet
 //! distance between its penultimate features and those of the real test split.
 
-use crate::commands::eval::train_dir;
 use crate::dataset::{DataArgs, DataSource, FASHION_MNIST};
 use crate::manifest::{sha256_file, Manifest};
 use anyhow::{bail, Context, Result};
@@ -90,7 +89,12 @@ pub fn run(args: Args) -> Result<()> {
     // Every set is read and checked before any work.
     let mut sets_to_judge = Vec::new();
     for spec in &args.images {
-        let source = DataSource::resolve(&train_dir(spec), &args.data, Split::Train, None)?;
+        let source = DataSource::resolve(
+            &crate::dataset::run_images(spec),
+            &args.data,
+            Split::Train,
+            None,
+        )?;
         let images = source.load()?;
         if images.shape != reference.shape || images.num_classes() != reference.num_classes() {
             bail!(
