@@ -12,6 +12,7 @@ pub mod nets;
 pub mod optim;
 pub mod protocol;
 pub mod report;
+pub mod soft_label;
 pub mod train;
 
 pub use classifier::{Classifier, Normalization};

@@ -2,3 +2,4 @@
 
 pub mod dsa;
 pub mod minimax;
+pub mod shuffle_patches;
