@@ -57,17 +57,50 @@ fn main() {
         Command::Quality(args) => commands::quality::run(args),
     };
     if let Err(err) = result {
-        eprintln!("error: {err}");
-        for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+        for line in error_lines(&err) {
+            eprintln!("{line}");
         }
         std::process::exit(1);
     }
 }
 
+/// The error and its causes, one line each; a cause whose text the line above already holds
+/// (variants that print their source in their own message) is not printed again.
+fn error_lines(err: &anyhow::Error) -> Vec<String> {
+    let mut lines = vec![format!("error: {err}")];
+    let mut shown = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            lines.push(format!("  caused by: {text}"));
+        }
+        shown = text;
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading x.png: {source}")]
+        struct Wraps {
+            #[source]
+            source: std::io::Error,
+        }
+        let io = std::io::Error::other("disk on fire");
+        let err = anyhow::Error::new(Wraps { source: io }).context("loading the set");
+        assert_eq!(
+            error_lines(&err),
+            [
+                "error: loading the set",
+                "  caused by: reading x.png: disk on fire"
+            ]
+        );
+    }
 
     #[test]
     fn the_command_line_is_consistent_and_shows_library_defaults() {
