@@ -2,7 +2,6 @@
 //! configuration, input fingerprints), written with every output.
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -39,8 +38,7 @@ impl<T: serde::Serialize> Manifest<T> {
     }
 }
 
-/// sha256 of a file, hex; names checkpoints in manifests.
+/// sha256 of a file, hex (`dmgd_run::sha256_file`, with anyhow's error).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
+    Ok(dmgd_run::sha256_file(path)?)
 }

@@ -13,6 +13,16 @@ pub struct ModelRecord {
     pub sha256: String,
 }
 
+impl ModelRecord {
+    /// The record of the checkpoint at `path`: its path and sha256.
+    pub fn of(path: &std::path::Path) -> Result<Self, dmgd_run::ManifestError> {
+        Ok(ModelRecord {
+            path: path.display().to_string(),
+            sha256: dmgd_run::sha256_file(path)?,
+        })
+    }
+}
+
 /// The training images the supports (or the random picks) come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataRecord {

@@ -267,7 +267,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => {
             let vae = SdVae::load(path, &VaeConfig::sd_vae(), &device)
                 .with_context(|| format!("loading the SD VAE {}", path.display()))?;
-            let record = model_record(path)?;
+            let record = ModelRecord::of(path)?;
             let codec = Codec {
                 autoencoder: Autoencoder::SdVae(Box::new(vae)),
                 id: format!("sd-vae:{}", record.sha256),
@@ -296,7 +296,7 @@ pub fn run(args: Args) -> Result<()> {
             (Some(_), EncodeArg::Sample) => "sample".into(),
             (Some(_), EncodeArg::Mean) => "mean".into(),
         },
-        dit: Some(model_record(&dit_path)?),
+        dit: Some(ModelRecord::of(&dit_path)?),
         vae,
         data: DataRecord {
             description: source.describe(),
@@ -348,13 +348,6 @@ pub fn run(args: Args) -> Result<()> {
     );
     println!("evaluate: dmgd eval --train {}", out.display());
     Ok(())
-}
-
-fn model_record(path: &Path) -> Result<ModelRecord> {
-    Ok(ModelRecord {
-        path: path.display().to_string(),
-        sha256: dmgd_run::sha256_file(path)?,
-    })
 }
 
 #[cfg(test)]

@@ -116,15 +116,11 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => {
             let vae = SdVae::load(path, &VaeConfig::sd_vae(), &device)
                 .with_context(|| format!("loading the SD VAE {}", path.display()))?;
-            let sha256 = dmgd_run::sha256_file(path)?;
+            let record = ModelRecord::of(path)?;
             let codec = Codec {
                 autoencoder: Autoencoder::SdVae(Box::new(vae)),
-                id: format!("sd-vae:{sha256}"),
+                id: format!("sd-vae:{}", record.sha256),
                 encode_mode: dmgd_diffusion::autoencoder::EncodeMode::Mean,
-            };
-            let record = ModelRecord {
-                path: path.display().to_string(),
-                sha256,
             };
             (codec, Some(record))
         }
@@ -151,10 +147,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let spec = DistillSpec {
         config,
-        dit: Some(ModelRecord {
-            path: dit_path.display().to_string(),
-            sha256: dmgd_run::sha256_file(&dit_path)?,
-        }),
+        dit: Some(ModelRecord::of(&dit_path)?),
         vae,
         encode: "none".into(),
         data: DataRecord {
