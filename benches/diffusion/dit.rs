@@ -119,6 +119,8 @@ fn train(name: &str, repeats: usize) -> f64 {
         horizontal_flip: true,
         seed: 0,
         checkpoint_every: usize::MAX,
+        snapshot_every: 0,
+        holdout_per_class: 0,
         dataset_fingerprint: String::new(),
         init: None,
     };

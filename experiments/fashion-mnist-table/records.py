@@ -3,6 +3,10 @@ import json
 
 
 def details(path):
-    """A command's record: a manifest.json's `details`, or the file itself (eval.json)."""
+    """A command's record: a manifest.json's `spec` (`details` before 2026-12-02), or the
+    file itself (eval.json)."""
     r = json.load(open(path))
-    return r["details"] if "details" in r else r
+    for key in ("spec", "details"):
+        if key in r:
+            return r[key]
+    return r

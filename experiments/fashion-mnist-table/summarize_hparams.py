@@ -42,7 +42,9 @@ def cells(results, augment):
 
 
 def test_name(path):
-    return details(path)["test"].split(" (")[0]  # drop the machine's path
+    test = details(path)["test"]
+    test = test["source"] if isinstance(test, dict) else test  # a set record since 2026-12-02
+    return test.split(" (")[0]  # drop the machine's path
 
 
 for augment in ("none", "dsa"):

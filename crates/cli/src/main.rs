@@ -3,8 +3,6 @@
 mod allocator;
 mod commands;
 mod dataset;
-mod device;
-mod manifest;
 mod progress;
 mod settings;
 
@@ -36,18 +34,9 @@ enum Command {
     Quality(commands::quality::Args),
 }
 
-/// The command line, with every library default shown in the help of its flag.
-fn command() -> clap::Command {
-    let defaults = serde_json::to_value(dmgd_distill::config::DistillConfig::default())
-        .expect("settings serialise");
-    Cli::command().mut_subcommand("distill", |c| {
-        settings::show_defaults(c, &defaults).allow_negative_numbers(true)
-    })
-}
-
 fn main() {
     allocator::keep_freed_memory();
-    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Sample(args) => commands::sample::run(args),
@@ -104,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent_and_shows_library_defaults() {
-        let mut cmd = command();
+        let mut cmd = Cli::command();
         cmd.build();
         let distill = cmd.find_subcommand_mut("distill").unwrap();
         let help = distill.render_long_help().to_string();

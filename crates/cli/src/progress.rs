@@ -1,53 +1,71 @@
-//! Progress of long commands: a bar on a terminal, a plain line now and then otherwise (a
-//! log file or a pipe shows that the run advances).
+//! Progress of long commands: a bar on a terminal; otherwise (a log file, a pipe) plain lines
+//! now and then, which show that the run advances.
 
-use dmgd_distill::pipeline::{self, Job, PipelineError, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 
-/// How often a plain line is printed when stderr is not a terminal.
+/// How often a periodic line is printed when stderr is not a terminal.
 const LINE_EVERY: Duration = Duration::from_secs(30);
 
-pub struct ImageProgress {
+pub struct Bar {
     bar: ProgressBar,
     started: Instant,
     last_line: Option<Instant>,
 }
 
-impl ImageProgress {
-    pub fn new() -> Self {
-        let bar = ProgressBar::new(0);
+impl Bar {
+    /// A bar counting `unit`s up to `len`, starting at `pos`.
+    pub fn new(unit: &str, len: usize, pos: usize) -> Bar {
+        let template =
+            format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}, eta {{eta}} {{msg}}");
+        let bar = ProgressBar::new(len as u64).with_position(pos as u64);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template(&template)
+                .expect("valid template")
+                .progress_chars("=> "),
         );
-        ImageProgress {
+        Bar {
             bar,
             started: Instant::now(),
             last_line: None,
         }
     }
 
-    pub fn message(&mut self, text: &str) {
-        self.bar.set_message(text.to_string());
+    pub fn set(&self, pos: usize, len: usize) {
+        self.bar.set_length(len as u64);
+        self.bar.set_position(pos as u64);
+    }
+
+    pub fn inc(&self, n: usize) {
+        self.bar.inc(n as u64);
+    }
+
+    /// The text beside the bar.
+    pub fn status(&self, text: String) {
+        self.bar.set_message(text);
+    }
+
+    /// A line above the bar, or in the log.
+    pub fn line(&self, text: &str) {
+        // `suspend`, not `println`: a hidden bar (a log file) drops `println` lines.
+        self.bar.suspend(|| eprintln!("{text}"));
+    }
+
+    /// A line in the log only (a terminal has the bar).
+    pub fn log(&self, text: &str) {
         if self.bar.is_hidden() {
             eprintln!("{text}");
         }
     }
 
-    pub fn images(&mut self, done: usize, total: usize) {
-        self.bar.set_length(total as u64);
-        self.bar.set_position(done as u64);
-        self.bar.set_message(String::new());
+    /// A line in the log at most every 30 s (and when `last`), with the seconds so far.
+    pub fn log_now_and_then(&mut self, text: &str, last: bool) {
         let due = self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY);
-        if self.bar.is_hidden() && (due || done == total) {
-            eprintln!(
-                "{done}/{total} images after {:.0} s",
+        if due || last {
+            self.log(&format!(
+                "{text} after {:.0} s",
                 self.started.elapsed().as_secs_f64()
-            );
+            ));
             self.last_line = Some(Instant::now());
         }
     }
@@ -57,15 +75,26 @@ impl ImageProgress {
     }
 }
 
-/// Runs the pipeline with a progress bar (plain lines when stderr is not a terminal), and
-/// turns the library's errors into advice in terms of `command`'s flags.
-pub fn run_pipeline(job: &Job, command: &str) -> anyhow::Result<pipeline::Outcome> {
-    let mut progress = ImageProgress::new();
-    let result = pipeline::run(job, &mut |p| match p {
-        Progress::Preparing { class } => progress.message(&format!("support of {class}")),
-        Progress::Image { done, total } => progress.images(done, total),
+/// Runs the pipeline with a bar, and turns the library's errors into advice in terms of
+/// `command`'s flags.
+pub fn run_pipeline(
+    job: &dmgd_distill::pipeline::Job,
+    command: &str,
+) -> anyhow::Result<dmgd_distill::pipeline::Outcome> {
+    use dmgd_distill::pipeline::{PipelineError, Progress};
+    let mut bar = Bar::new("images", 0, 0);
+    let result = dmgd_distill::pipeline::run(job, &mut |p| match p {
+        Progress::Preparing { class } => {
+            bar.status(format!("support of {class}"));
+            bar.log(&format!("support of {class}"));
+        }
+        Progress::Image { done, total } => {
+            bar.set(done, total);
+            bar.status(String::new());
+            bar.log_now_and_then(&format!("{done}/{total} images"), done == total);
+        }
     });
-    progress.finish();
+    bar.finish();
     result.map_err(|e| {
         let out = job.out.display();
         let advice = match &e {

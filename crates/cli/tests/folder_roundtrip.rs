@@ -65,9 +65,9 @@ fn roundtrip(epochs: usize, test_count: Option<usize>) -> (RunReport, RunReport)
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(sel.join("manifest.json")).unwrap()).unwrap();
     let picks: Vec<Vec<usize>> =
-        serde_json::from_value(manifest["details"]["source_indices"].clone()).unwrap();
+        serde_json::from_value(manifest["outcome"]["source_indices"].clone()).unwrap();
     assert_eq!(
-        manifest["details"]["dataset_fingerprint"].as_str().unwrap(),
+        manifest["spec"]["data"]["fingerprint"].as_str().unwrap(),
         train.fingerprint()
     );
     let from_idx = train.subset(&picks.concat());

@@ -98,7 +98,7 @@ fn manifest(dir: &Path) -> Value {
 }
 
 fn indices(manifest: &Value) -> Vec<Vec<usize>> {
-    serde_json::from_value(manifest["details"]["source_indices"].clone()).unwrap()
+    serde_json::from_value(manifest["outcome"]["source_indices"].clone()).unwrap()
 }
 
 /// Nothing of `out` exists, and no staging directory or temporary file is left next to it.
@@ -140,13 +140,13 @@ fn random_selection_writes_the_chosen_images_and_a_manifest() {
     ]);
 
     let m = manifest(&out);
-    let d = &m["details"];
+    let d = &m["spec"];
     assert_eq!(
         (d["method"].as_str(), d["ipc"].as_u64(), d["seed"].as_u64()),
         (Some("random"), Some(3), Some(7))
     );
     assert_eq!(
-        d["dataset_fingerprint"].as_str().unwrap(),
+        d["data"]["fingerprint"].as_str().unwrap(),
         real.fingerprint()
     );
     assert!(d["embedding"].is_null());
@@ -243,7 +243,7 @@ fn herding_and_kcenter_use_a_cached_trained_embedding() {
         "{log}"
     );
     let m = manifest(&first);
-    let e = &m["details"]["embedding"];
+    let e = &m["outcome"]["embedding"];
     assert_eq!(
         (e["origin"].as_str(), e["net"].as_str(), e["layer"].as_str()),
         (Some("trained"), Some("convnet3"), Some("penultimate"))
@@ -262,13 +262,13 @@ fn herding_and_kcenter_use_a_cached_trained_embedding() {
         t["dataset_fingerprint"].as_str().unwrap(),
         real.fingerprint()
     );
-    let weights = PathBuf::from(e["weights"].as_str().unwrap());
+    let weights = PathBuf::from(e["weights"]["path"].as_str().unwrap());
     assert!(
         weights.starts_with(&cache) && weights.is_file(),
         "{}",
         weights.display()
     );
-    assert_eq!(e["weights_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(e["weights"]["sha256"].as_str().unwrap().len(), 64);
 
     // The picks are herding on the penultimate features of that network, per class.
     let spec = NetSpec {
@@ -302,7 +302,7 @@ fn herding_and_kcenter_use_a_cached_trained_embedding() {
         "{log}"
     );
     assert_eq!(
-        manifest(&second)["details"]["embedding"]["origin"].as_str(),
+        manifest(&second)["outcome"]["embedding"]["origin"].as_str(),
         Some("cached")
     );
     assert_eq!(indices(&manifest(&second)), herding);
@@ -315,15 +315,15 @@ fn herding_and_kcenter_use_a_cached_trained_embedding() {
     // k-center from the same cache.
     let kc = tmp.path().join("kcenter");
     run("kcenter", &kc, &[]);
-    assert_eq!(manifest(&kc)["details"]["method"].as_str(), Some("kcenter"));
+    assert_eq!(manifest(&kc)["spec"]["method"].as_str(), Some("kcenter"));
     assert_eq!(indices(&manifest(&kc)), by_method(coreset::kcenter));
 
     // --embedding: a saved classifier, recorded as a file.
     let given = tmp.path().join("given");
     run("herding", &given, &["--embedding", s(&weights)]);
-    let e = &manifest(&given)["details"]["embedding"];
+    let e = &manifest(&given)["outcome"]["embedding"];
     assert_eq!(
-        (e["origin"].as_str(), e["weights"].as_str()),
+        (e["origin"].as_str(), e["weights"]["path"].as_str()),
         (Some("file"), Some(s(&weights)))
     );
     assert!(e["training"].is_null());
@@ -526,7 +526,7 @@ fn ipc_above_a_class_size_is_named_and_leaves_no_output() {
     assert!(!cache.exists(), "the size check comes before any training");
     let out = tmp.path().join("zero");
     let err = fails(&["select", "--ipc", "0", "--data", s(&data), "--out", s(&out)]);
-    assert!(err.contains("--ipc must be at least 1"), "{err}");
+    assert!(err.contains("--ipc") && err.contains("at least 1"), "{err}");
     assert_no_output(&out);
 }
 
@@ -649,7 +649,7 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
         s(&report_path),
     ]);
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    let details = &report["details"];
+    let details = &report["outcome"];
 
     // The agreement is the saved network's accuracy, computed here in-process.
     let spec = NetSpec {
@@ -748,7 +748,10 @@ fn eval_resume_keeps_finished_networks() {
     );
 
     let log = ok(&eval_args(&data, &part, "3", &["--resume"]));
-    assert!(log.contains(&format!("kept from {}", s(&kept))), "{log}");
+    assert!(
+        log.contains("run 2: final") && log.contains("kept from the interrupted run"),
+        "{log}"
+    );
     let (a, b) = (read(&whole), read(&part));
     assert_eq!(a["resumed_networks"], 0);
     assert_eq!(b["resumed_networks"], 1);
@@ -769,11 +772,10 @@ fn eval_resume_keeps_finished_networks() {
     // The kept network was read back, not trained again: even its training time is the same.
     assert_eq!(ra[1]["seconds"], rb[1]["seconds"]);
 
-    // Asking for 4 epochs where the kept networks trained 3 names the file and the reason.
-    let err = fails(&eval_args(&data, &part, "4", &["--resume", "--overwrite"]));
-    let first = part.join("networks").join("set0-run0.json");
+    // Resuming with 4 epochs where the run trained 3 is refused, naming the key.
+    let err = fails(&eval_args(&data, &part, "4", &["--resume"]));
     assert!(
-        err.contains(s(&first)) && err.contains("configuration"),
+        err.contains("config.epochs") && err.contains("another evaluation"),
         "{err}"
     );
     // --overwrite alone starts again.

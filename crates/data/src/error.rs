@@ -50,7 +50,7 @@ pub enum DataError {
         available: usize,
         requested: usize,
     },
-    #[error("output {path} already exists; pass --overwrite to replace it")]
+    #[error("output {path} already exists")]
     OutputExists { path: PathBuf },
     #[error("output {path} has no name of its own: name a directory to create or replace, not ., .. or /")]
     OutputUnnamed { path: PathBuf },

@@ -11,7 +11,9 @@ pub mod image_folder;
 pub mod image_set;
 pub mod pixels;
 pub mod preprocess;
+pub mod source;
 
 pub use class_source::ClassSource;
 pub use error::DataError;
 pub use image_set::{ImageSet, ImageShape};
+pub use source::{DataOptions, DataSource, FASHION_MNIST};

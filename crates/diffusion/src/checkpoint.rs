@@ -211,10 +211,11 @@ pub fn infer_config(
         (cfg.depth == depth && cfg.hidden_size == hidden_size && cfg.patch_size == patch_size)
             .then_some(cfg)
     });
+    // A head count that agrees with the family keeps its name; another one makes a custom model.
     let (preset, heads) = match (family, num_heads) {
+        (Some(cfg), h) if h.is_none_or(|h| h == cfg.num_heads) => (cfg.preset, cfg.num_heads),
         (_, Some(h)) => ("custom".to_string(), h),
-        (Some(cfg), None) => (cfg.preset, cfg.num_heads),
-        (None, None) => {
+        (_, None) => {
             return Err(cannot(format!(
                 "depth {depth} x width {hidden_size} is no preset, so the number of heads is unknown: give it"
             )))

@@ -93,6 +93,17 @@ fn an_official_layout_infers_its_preset() {
             )
         })
         .collect();
-    let inferred = infer_config(&tensors, std::path::Path::new("official.pt"), None).unwrap();
+    let path = std::path::Path::new("official.pt");
+    let inferred = infer_config(&tensors, path, None).unwrap();
     assert_eq!(inferred, cfg);
+    // Naming the head count the preset has keeps the preset's name; another one does not.
+    assert_eq!(
+        infer_config(&tensors, path, Some(cfg.num_heads)).unwrap(),
+        cfg
+    );
+    let other = infer_config(&tensors, path, Some(cfg.num_heads * 2)).unwrap();
+    assert_eq!(
+        (other.preset.as_str(), other.num_heads),
+        ("custom", cfg.num_heads * 2)
+    );
 }

@@ -60,51 +60,82 @@ impl ClipDenoised {
     }
 }
 
+/// Every setting of a distillation run; what each key means is in `SETTINGS`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DistillConfig {
     pub method: Method,
-    /// DMGD's Semantic Matching (dynamic soft labels); off = the `--no-semantic` ablation.
     pub semantic: bool,
-    /// DMGD's Distribution Matching (OT guidance); off = the `--no-distribution` ablation.
     pub distribution: bool,
-    /// Images per class.
     pub ipc: usize,
     pub seed: u64,
-    /// Respaced sampling steps.
     pub steps: usize,
     pub sampler: SamplerKind,
     pub cfg_scale: f64,
     pub cfg_channels: CfgChannels,
     pub clip_denoised: ClipDenoised,
-    /// Classes sampled together in one DiT batch (image i of each class of a group).
     pub class_batch: usize,
-
     // Semantic Matching (docs/METHOD.md §5).
     pub t_upper: usize,
     pub t_lower: usize,
     pub beta_n: f64,
     pub beta_s: f64,
     pub noise: NoiseLaw,
-
     // Distribution Matching (docs/METHOD.md §6).
-    /// Support points K of Distribution Approximate Matching.
     pub support_points: usize,
     pub kmeans_iterations: usize,
-    /// Guidance scale rho.
     pub rho: f64,
     pub sinkhorn_eps: f64,
     pub sinkhorn_iterations: usize,
-    /// Run Sinkhorn in the log domain (stable for small eps).
     pub sinkhorn_log_domain: bool,
-    /// First and last respaced index (of 50; scaled for other step counts) with OT guidance.
     pub ot_window: [usize; 2],
-
     // Mode guidance (docs/METHOD.md §7).
     pub mode_lambda: f64,
-    /// Mode guidance acts while the respaced index is above this (of 50; scaled).
     pub mode_stop: usize,
 }
+
+/// What each key means, in the order `dmgd distill --help` lists the flags (each flag is its
+/// key; a switch that is on by default is turned off by `--no-<key>`). The help of a flag is
+/// this line and the default of `DistillConfig::default()`: both written once, here.
+pub const SETTINGS: [(&str, &str); 25] = [
+    ("method", "dmgd | dit (plain CFG sampling) | mgd3 (mode guidance) | random (real images)."),
+    ("semantic", "DMGD's Semantic Matching (dynamic soft labels); off: the ablation \"distribution matching only\"."),
+    ("distribution", "DMGD's Distribution Matching (OT guidance); off: the ablation \"semantic matching only\"."),
+    ("ipc", "Images per class."),
+    ("seed", "Seed of every random draw: noise, y*, k-means, random picks (per class and image)."),
+    ("steps", "Respaced sampling steps."),
+    ("sampler", "ddpm (the reference) or ddim (eta 0; plain sampling only)."),
+    ("cfg-scale", "Classifier-free guidance scale."),
+    ("cfg-channels", "first-three (the reference sampler) or all-eps."),
+    ("clip-denoised", "Clamp x0_hat to [-1, 1] each step: auto (pixel space yes, VAE latents no), yes, no."),
+    ("class-batch", "Classes sampled together in one DiT batch (image i of each class of a group)."),
+    ("t-upper", "Semantic Matching: exploration above this timestep."),
+    ("t-lower", "Semantic Matching: refinement below this timestep."),
+    ("beta-n", "Semantic Matching: noise weight."),
+    ("beta-s", "Semantic Matching: other-class weight."),
+    ("noise", "Semantic Matching's noise law: uniform (the release) or gaussian (the paper's text)."),
+    ("support-points", "Distribution Matching: k-means support points K."),
+    ("kmeans-iterations", "Distribution Matching: k-means iterations at most."),
+    ("rho", "Distribution Matching: OT guidance scale rho."),
+    ("sinkhorn-eps", "Distribution Matching: Sinkhorn entropic regularisation."),
+    ("sinkhorn-iterations", "Distribution Matching: Sinkhorn iterations."),
+    ("sinkhorn-log-domain", "Distribution Matching: Sinkhorn in the log domain (stable for small eps)."),
+    ("ot-window", "Distribution Matching: first and last respaced index with OT guidance, of 50 steps (scaled for others)."),
+    ("mode-lambda", "mgd3: pull strength lambda."),
+    ("mode-stop", "mgd3: guidance while the respaced index is above this, of 50 steps (scaled)."),
+];
+
+/// The keys of the sampling loop itself: all that plain sampling (`dmgd sample`) reads.
+pub const SAMPLING_KEYS: [&str; 8] = [
+    "ipc",
+    "seed",
+    "steps",
+    "sampler",
+    "cfg-scale",
+    "cfg-channels",
+    "clip-denoised",
+    "class-batch",
+];
 
 impl Default for DistillConfig {
     fn default() -> Self {
@@ -145,6 +176,14 @@ pub fn scale_step_index(index_of_50: usize, steps: usize) -> usize {
 }
 
 impl DistillConfig {
+    /// The classifier-free guidance of the sampling loop.
+    pub fn cfg(&self) -> dmgd_diffusion::dit::Cfg {
+        dmgd_diffusion::dit::Cfg {
+            scale: self.cfg_scale,
+            channels: self.cfg_channels,
+        }
+    }
+
     /// Semantic Matching is active (DMGD with its semantic term).
     pub fn uses_soft_labels(&self) -> bool {
         self.method == Method::Dmgd && self.semantic
@@ -267,6 +306,21 @@ impl DistillConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_is_described_once() {
+        let defaults = serde_json::to_value(DistillConfig::default()).unwrap();
+        let keys: Vec<&str> = defaults
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut described: Vec<&str> = SETTINGS.iter().map(|(key, _)| *key).collect();
+        described.sort();
+        assert_eq!(described, keys); // serde_json's map is sorted
+        assert!(SAMPLING_KEYS.iter().all(|k| keys.contains(k)));
+    }
 
     #[test]
     fn window_maps_proportionally() {

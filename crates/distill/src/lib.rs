@@ -4,6 +4,7 @@ pub mod codec;
 pub mod config;
 pub mod coreset;
 pub mod mode_guidance;
+pub mod models;
 pub mod pipeline;
 pub mod random_subset;
 pub mod run_dir;

@@ -18,24 +18,7 @@ use dmgd_ot::kmeans::KMeansParams;
 use std::path::Path;
 use std::time::Instant;
 
-/// What to do when the output already holds this run's share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Existing {
-    Refuse,
-    Resume,
-    Overwrite,
-}
-
-impl Existing {
-    /// `--resume` / `--overwrite` as the commands spell them (at most one is set).
-    pub fn from_flags(resume: bool, overwrite: bool) -> Self {
-        match (resume, overwrite) {
-            (true, _) => Existing::Resume,
-            (_, true) => Existing::Overwrite,
-            _ => Existing::Refuse,
-        }
-    }
-}
+pub use dmgd_run::Existing;
 
 /// Everything a distillation run reads.
 pub struct Job<'a> {

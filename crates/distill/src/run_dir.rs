@@ -19,7 +19,7 @@ use dmgd_data::image_folder::image_file_name;
 use dmgd_data::DataError;
 use std::path::{Path, PathBuf};
 
-pub const IMAGES_DIR: &str = "images";
+pub const IMAGES_DIR: &str = dmgd_data::source::RUN_IMAGES_DIR;
 const LATENTS_DIR: &str = "latents";
 const LATENT_KEY: &str = "latent";
 

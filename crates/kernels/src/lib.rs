@@ -11,6 +11,7 @@ pub mod adamw;
 pub mod attention;
 pub mod conv2d;
 mod cpu;
+pub mod device;
 pub mod dit;
 mod gemm;
 pub mod norm;
@@ -19,5 +20,6 @@ pub mod pool;
 mod testing;
 
 pub use conv2d::{conv2d, ConvParams};
+pub use device::DeviceName;
 pub use norm::{batch_mean_var, norm, NormParams, NormStats};
 pub use pool::{avg_pool2d, max_pool2d, MaxPoolParams};

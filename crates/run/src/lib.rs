@@ -7,8 +7,30 @@
 pub mod manifest;
 pub mod spec;
 
-pub use manifest::{sha256_file, Manifest, ManifestError};
+pub use manifest::{check_spec, sha256_file, Manifest, ManifestError, MANIFEST_FILE};
 pub use spec::{differing_keys, spec_hash, SpecMismatch};
+
+/// What to do when the output directory already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Stop with an error that names the directory.
+    Refuse,
+    /// Keep what the interrupted run finished, if its spec is this run's; refuse otherwise.
+    Resume,
+    /// Replace it.
+    Overwrite,
+}
+
+impl Existing {
+    /// `--resume` / `--overwrite` as the commands spell them (at most one is set).
+    pub fn from_flags(resume: bool, overwrite: bool) -> Self {
+        match (resume, overwrite) {
+            (true, _) => Existing::Resume,
+            (_, true) => Existing::Overwrite,
+            _ => Existing::Refuse,
+        }
+    }
+}
 
 /// Where dmgd caches what it can recompute (k-means supports, embedding networks):
 /// `$XDG_CACHE_HOME/dmgd`, else `$HOME/.cache/dmgd`; an empty variable counts as unset.

@@ -2,7 +2,7 @@
 
 pub mod distill;
 pub mod eval;
-mod eval_networks;
+pub mod knobs;
 pub mod pretrain;
 pub mod quality;
 pub mod sample;

@@ -1,11 +1,13 @@
 //! `dmgd pretrain`: train a class-conditional pixel-space DiT on Fashion-MNIST or an ImageFolder
 //! (hybrid loss, label dropout to the null class, AdamW, EMA, resumable checkpoints).
 
+use crate::dataset::DataArgs;
+use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
-use dmgd_data::{fashion_mnist, image_folder, ImageSet};
+use dmgd_data::fashion_mnist::Split;
+use dmgd_data::DataSource;
 use dmgd_diffusion::dit::{preset_names, DitConfig, CLASS_DROPOUT_PROB};
 use dmgd_diffusion::train::{InitCheckpoint, TrainConfig, Trainer, STATE_CONFIG_FILE};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 /// Train a class-conditional DiT on a dataset (for data no public model covers).
@@ -24,72 +26,63 @@ pub struct Args {
     /// Run directory: model.json + ema.safetensors (the model), train-state.* (to resume).
     #[arg(long)]
     out: PathBuf,
-    /// Training images: `fashion-mnist` or the path of an ImageFolder (`<class>/<image>.png`).
-    #[arg(long, default_value = "fashion-mnist")]
-    data: String,
-    /// Where the Fashion-MNIST IDX files are.
-    #[arg(long, default_value = fashion_mnist::DEFAULT_DIR)]
-    fashion_mnist_dir: PathBuf,
-    /// DiT preset (`DiT-Ti/4`, `DiT-S/2`, ...; see the error message for the list).
-    #[arg(long, default_value = "DiT-Ti/4")]
-    preset: String,
+    /// Continue the run in --out from its last checkpoint, with its settings (only --steps,
+    /// the new total, and --checkpoint-every may be given).
+    #[arg(long)]
+    resume: bool,
     /// Total optimizer steps (with --resume: the new total).
     #[arg(long, default_value_t = 20_000)]
     steps: usize,
-    #[arg(long, default_value_t = 128)]
+    /// Write a checkpoint every this many steps (and at the end).
+    #[arg(long, default_value_t = 200)]
+    checkpoint_every: usize,
+    /// DiT preset (`DiT-Ti/4`, `DiT-S/2`, ...; see the error message for the list).
+    #[arg(long, default_value = "DiT-Ti/4", conflicts_with = "resume")]
+    preset: String,
+    #[arg(long, default_value_t = 128, conflicts_with = "resume")]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, conflicts_with = "resume")]
     lr: f64,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "resume")]
     weight_decay: f64,
-    #[arg(long, default_value_t = 0.9999)]
+    #[arg(long, default_value_t = 0.9999, conflicts_with = "resume")]
     ema_decay: f64,
-    #[arg(long, default_value_t = CLASS_DROPOUT_PROB)]
+    #[arg(long, default_value_t = CLASS_DROPOUT_PROB, conflicts_with = "resume")]
     class_dropout_prob: f64,
     /// Random left-right flips of the training images (DiT does this, for ImageNet). Turn it
     /// off (`--horizontal-flip false`) for data whose images share one orientation, such as
     /// Fashion-MNIST: its shoes all point left, and a model trained with flips draws
     /// mirrored ones, which a classifier of real shoes rejects (models/fashion-mnist-dit).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, conflicts_with = "resume")]
     horizontal_flip: bool,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     seed: u64,
-    /// Write a checkpoint every this many steps (and at the end).
-    #[arg(long, default_value_t = 200)]
-    checkpoint_every: usize,
     /// Also keep the EMA weights every this many steps in `snapshots/` (0: none), to choose a
     /// checkpoint afterwards by a Fréchet distance on the held-out images.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     snapshot_every: usize,
     /// Hold this many images of every class out of training (the last ones of each class):
     /// validation images for choosing a checkpoint, never the test split.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     holdout_per_class: usize,
-    /// Continue the run in --out from its last checkpoint (settings come from the run).
-    #[arg(long)]
-    resume: bool,
     /// Start from the weights of this DiT checkpoint (an `ema.safetensors` of an earlier run,
     /// or any checkpoint of the same preset) instead of a fresh initialisation; the optimizer
     /// starts fresh. For continuing a run whose optimizer state is gone, or fine-tuning.
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
+    /// cpu, or cuda:N with a dmgd built with `--features cuda`.
     #[arg(long, default_value = "cpu")]
-    device: crate::device::DeviceArg,
+    device: dmgd_kernels::DeviceName,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.open()?;
 
     // Load the data:
-    let all: ImageSet = if args.data == "fashion-mnist" {
-        fashion_mnist::load(&args.fashion_mnist_dir, fashion_mnist::Split::Train)?
-    } else {
-        image_folder::read(
-            std::path::Path::new(&args.data),
-            &image_folder::ReadOptions::default(),
-        )
-        .with_context(|| format!("reading the ImageFolder {}", args.data))?
-    };
+    let source = DataSource::resolve(&args.data.data, &args.data.options(), Split::Train, None)?;
+    let all = source.load()?;
     if all.shape.height != all.shape.width {
         bail!("training images must be square, found {}", all.shape);
     }
@@ -164,38 +157,25 @@ pub fn run(args: Args) -> Result<()> {
     );
 
     // Train:
-    let bar = ProgressBar::new(trainer.config.steps as u64).with_position(trainer.step as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")?
-            .progress_chars("=> "),
-    );
+    let trainer_steps = trainer.config.steps;
+    let bar = Bar::new("steps", trainer.config.steps, trainer.step);
     let batch = trainer.config.batch_size as f64;
     let mut loss_avg: Option<f32> = None;
     trainer.train(&data, &args.out, |r| {
         let avg = loss_avg.map_or(r.loss, |a| 0.98 * a + 0.02 * r.loss);
         loss_avg = Some(avg);
-        bar.set_position(r.step as u64);
-        bar.set_message(format!(
-            "loss {:.4} (avg {avg:.4}, mse {:.4}, vb {:.4}) {:.1} img/s",
-            r.loss,
-            r.mse,
-            r.vb,
-            batch / r.seconds
+        let (loss, mse, vb, seconds) = (r.loss, r.mse, r.vb, r.seconds);
+        bar.set(r.step, trainer_steps);
+        bar.status(format!(
+            "loss {loss:.4} (avg {avg:.4}, mse {mse:.4}, vb {vb:.4}) {:.1} img/s",
+            batch / seconds
         ));
         if r.checkpointed || r.step % 50 == 0 {
-            // Also a plain line now and then, for logs that are not a terminal.
-            let line = format!(
-                "step {} loss {:.5} loss_avg {avg:.5} {:.2} s/step{}",
-                r.step,
-                r.loss,
-                r.seconds,
-                if r.checkpointed { " checkpoint" } else { "" }
-            );
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
+            let checkpoint = if r.checkpointed { " checkpoint" } else { "" };
+            bar.line(&format!(
+                "step {} loss {loss:.5} loss_avg {avg:.5} {seconds:.2} s/step{checkpoint}",
+                r.step
+            ));
         }
     })?;
     bar.finish();

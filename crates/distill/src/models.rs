@@ -1,0 +1,136 @@
+//! The models of a run, loaded once for `distill` and `sample`: the DiT (the shipped one when
+//! none is named) and the autoencoder, each with the record its manifest keeps.
+
+use crate::codec::Codec;
+use crate::config::DistillConfig;
+use crate::spec::{model_labels, DataRecord, DistillSpec, LabelMismatch, ModelRecord};
+use candle_core::Device;
+use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig};
+use dmgd_diffusion::dit::Dit;
+use dmgd_diffusion::DiffusionError;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    NotFound(DiffusionError),
+    #[error("loading the DiT {path}")]
+    Dit {
+        path: PathBuf,
+        #[source]
+        source: DiffusionError,
+    },
+    #[error("loading the SD VAE {path}")]
+    Vae {
+        path: PathBuf,
+        #[source]
+        source: DiffusionError,
+    },
+    #[error(transparent)]
+    Record(#[from] dmgd_run::ManifestError),
+}
+
+pub struct Models {
+    pub dit: Dit,
+    pub dit_record: ModelRecord,
+    pub codec: Codec,
+    /// None in pixel space.
+    pub vae_record: Option<ModelRecord>,
+}
+
+impl Models {
+    /// The DiT at `dit` (a checkpoint file or a `dmgd pretrain` directory; `None`: the shipped
+    /// model) and the SD VAE at `vae` (`None`: pixel space), whose encoder gives `encode`.
+    pub fn load(
+        dit: Option<&Path>,
+        vae: Option<&Path>,
+        encode: EncodeMode,
+        device: &Device,
+    ) -> Result<Models, ModelError> {
+        let dit_path =
+            dmgd_diffusion::shipped::resolve_dit_weights(dit).map_err(ModelError::NotFound)?;
+        let model =
+            dmgd_diffusion::checkpoint::load_dit(&dit_path, None, device).map_err(|source| {
+                ModelError::Dit {
+                    path: dit_path.clone(),
+                    source,
+                }
+            })?;
+        let (codec, vae_record) = match vae {
+            None => (Codec::pixel(), None),
+            Some(path) => {
+                let vae = SdVae::load(path, &VaeConfig::sd_vae(), device).map_err(|source| {
+                    ModelError::Vae {
+                        path: path.into(),
+                        source,
+                    }
+                })?;
+                let record = ModelRecord::of(path)?;
+                let codec = Codec {
+                    autoencoder: Autoencoder::SdVae(Box::new(vae)),
+                    id: format!("sd-vae:{}", record.sha256),
+                    encode_mode: encode,
+                };
+                (codec, Some(record))
+            }
+        };
+        Ok(Models {
+            dit: model,
+            dit_record: ModelRecord::of(&dit_path)?,
+            codec,
+            vae_record,
+        })
+    }
+}
+
+impl Models {
+    /// The spec of a run of these models on real data (`class_names` in the data's order).
+    pub fn spec_for_data(
+        &self,
+        config: DistillConfig,
+        data: DataRecord,
+        class_names: &[String],
+        shards: usize,
+    ) -> Result<DistillSpec, LabelMismatch> {
+        let encode = match (&self.vae_record, self.codec.encode_mode) {
+            (None, _) => "pixels",
+            (Some(_), EncodeMode::Sample) => "sample",
+            (Some(_), EncodeMode::Mean) => "mean",
+        };
+        Ok(DistillSpec {
+            config,
+            dit: Some(self.dit_record.clone()),
+            vae: self.vae_record.clone(),
+            encode: encode.into(),
+            model_labels: model_labels(class_names, self.dit.config.num_classes)?,
+            data,
+            shards,
+        })
+    }
+
+    /// The spec of plain sampling of `labels` (None: every class) of these models' classes,
+    /// named `class_names`: no real data.
+    pub fn spec_for_sampling(
+        &self,
+        config: DistillConfig,
+        class_names: &[String],
+        labels: Option<&[usize]>,
+    ) -> DistillSpec {
+        DistillSpec {
+            config,
+            dit: Some(self.dit_record.clone()),
+            vae: self.vae_record.clone(),
+            encode: "none".into(),
+            data: DataRecord {
+                description: "none: plain sampling".into(),
+                // The classes and the subset sampled: a run of other labels is another run.
+                fingerprint: format!(
+                    "classes:{}",
+                    dmgd_run::spec_hash(&(class_names, &labels.map(<[usize]>::to_vec)))
+                ),
+            },
+            model_labels: (0..self.dit.config.num_classes).collect(),
+            shards: 1,
+        }
+    }
+}

@@ -1,0 +1,55 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path} already exists")]
+    ResultsExist { path: PathBuf },
+    #[error("{dir} holds {count} network report(s) finished by an interrupted evaluation")]
+    Unfinished { dir: PathBuf, count: usize },
+    #[error("{path} {why}")]
+    NetworkMismatch { path: PathBuf, why: String },
+    #[error("{path} is not a finished-network report: {source}")]
+    NotAReport {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{set} has {found}, but {reference} has {expected}: they must match in order")]
+    Incompatible {
+        set: String,
+        found: String,
+        reference: String,
+        expected: String,
+    },
+    #[error("the sets have {ipcs:?} images per class, and the minimax protocol's epochs follow the IPC: evaluate them separately or set the epochs")]
+    MixedIpc { ipcs: Vec<usize> },
+    #[error("a Fréchet distance needs at least 2 images, {set} has {count}")]
+    TooFewImages { set: String, count: usize },
+    #[error("{method:?} selection needs an embedding network")]
+    NoEmbedding {
+        method: dmgd_distill::coreset::CoresetMethod,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Manifest(#[from] dmgd_run::ManifestError),
+    #[error(transparent)]
+    Student(#[from] dmgd_student::StudentError),
+    #[error(transparent)]
+    Data(#[from] dmgd_data::DataError),
+    #[error("tensor computation failed")]
+    Tensor(#[from] candle_core::Error),
+}
+
+impl EvalError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        EvalError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

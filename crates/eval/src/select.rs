@@ -1,0 +1,249 @@
+//! Real-image baselines: IPC images per class at random, by herding or by k-center, the
+//! latter two in the penultimate embedding (the input of the final linear layer) of a
+//! classifier: one given, or one trained here on the whole set with the `dc` protocol and
+//! cached, keyed by the data's fingerprint, the net, the epochs and the seed.
+
+use crate::{EvalError, SetRecord};
+use dmgd_data::{image_folder, ImageSet};
+use dmgd_distill::coreset::{self, CoresetMethod};
+use dmgd_distill::spec::ModelRecord;
+use dmgd_run::{Manifest, MANIFEST_FILE};
+use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol, TrainConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `dc`-protocol epochs of an embedding network trained on the full real training split
+/// (lr x0.1 after half of them): a few epochs give a usable feature space at a small fraction
+/// of the 300's cost. The accuracy it reached is recorded.
+pub const EMBEDDING_EPOCHS: usize = 5;
+
+/// What a selection is.
+#[derive(Debug, Clone, Serialize)]
+pub struct SelectSpec {
+    pub method: CoresetMethod,
+    pub ipc: usize,
+    /// Drives `random` only: herding and k-center are deterministic given the embedding.
+    pub seed: u64,
+    pub data: SetRecord,
+}
+
+/// Where the embedding of herding / k-center comes from.
+pub enum EmbeddingChoice<'a> {
+    /// A classifier saved by `Classifier::save` (instance norm, `dc` normalisation).
+    File(&'a Path),
+    /// Trained on the real set (or taken from `cache`, where an earlier selection left it).
+    Train {
+        epochs: usize,
+        seed: u64,
+        cache: PathBuf,
+        /// Images to report its accuracy on, and how to name them (`None`: 1,000 of the
+        /// training images, evenly spaced).
+        check: Option<(&'a ImageSet, String)>,
+    },
+}
+
+/// Which network gave the embedding, and how it was obtained.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingRecord {
+    /// `trained` (now), `cached` (trained by an earlier selection) or `file`.
+    pub origin: &'static str,
+    pub weights: ModelRecord,
+    pub net: String,
+    pub norm: NormKind,
+    /// Always the penultimate layer: the input of the final linear classifier.
+    pub layer: &'static str,
+    pub feature_dim: usize,
+    /// How the network was trained, when a selection trained it.
+    pub training: Option<EmbeddingTraining>,
+}
+
+/// The sidecar `<key>.json` of a cached embedding network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddingTraining {
+    pub config: TrainConfig,
+    pub dataset_fingerprint: String,
+    pub train_images: usize,
+    /// What the accuracy below was measured on.
+    pub checked_on: String,
+    pub checked_images: usize,
+    pub accuracy: f64,
+    pub seconds: f64,
+}
+
+/// Indices into `real` of the chosen images, per class in class order.
+pub fn select(
+    real: &ImageSet,
+    spec: &SelectSpec,
+    classifier: Option<&Classifier>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Vec<usize>>, EvalError> {
+    coreset::check_class_sizes(real, spec.ipc)?;
+    let Some(classifier) = classifier.filter(|_| spec.method.needs_features()) else {
+        return match spec.method {
+            CoresetMethod::Random => Ok(coreset::random_per_class(real, spec.ipc, spec.seed)?),
+            method => Err(EvalError::NoEmbedding { method }),
+        };
+    };
+    let started = Instant::now();
+    let mut picks = Vec::with_capacity(real.num_classes());
+    // Class by class: the whole set's features (60,000 x 2048 f32 for Fashion-MNIST) would
+    // take half a gigabyte at once.
+    for members in real.indices_by_class() {
+        let features = classifier.features(&real.subset(&members))?; // (N_c, D)
+        let dim = features.dim(1)?;
+        let features = features.flatten_all()?.to_vec1::<f32>()?;
+        let positions = match spec.method {
+            CoresetMethod::Herding => coreset::herding(&features, dim, spec.ipc),
+            _ => coreset::kcenter(&features, dim, spec.ipc),
+        };
+        picks.push(positions.into_iter().map(|p| members[p]).collect());
+    }
+    log(&format!(
+        "{:?} over {} images in {:.1} s",
+        spec.method,
+        real.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(picks)
+}
+
+/// Writes the chosen images as an ImageFolder with `grid.png` and the manifest (spec, the
+/// embedding, the source indices) into `out`, all or nothing.
+pub fn write(
+    real: &ImageSet,
+    spec: &SelectSpec,
+    embedding: Option<&EmbeddingRecord>,
+    picks: Vec<Vec<usize>>,
+    out: &Path,
+    overwrite: bool,
+) -> Result<PathBuf, EvalError> {
+    let subset = real.subset(&picks.concat());
+    let staged = dmgd_data::atomic::StagedDir::new(out, overwrite)?;
+    image_folder::write_into(&subset, staged.path())?;
+    dmgd_data::grid::write_class_grid(&subset, spec.ipc.min(10), &staged.path().join("grid.png"))?;
+    let outcome = serde_json::json!({ "embedding": embedding, "source_indices": picks });
+    Manifest::new(spec, Some(&outcome)).write_to(&staged.path().join(MANIFEST_FILE))?;
+    Ok(staged.commit()?)
+}
+
+/// The classifier whose embedding herding / k-center use, and its record.
+pub fn embedding_network(
+    arch: Arch,
+    real: &ImageSet,
+    choice: &EmbeddingChoice,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Classifier, EmbeddingRecord), EvalError> {
+    let norm = NormKind::Instance;
+    let spec = NetSpec {
+        arch,
+        norm,
+        input: real.shape,
+        num_classes: real.num_classes(),
+    };
+    let record = |origin, weights: &Path, classifier: &Classifier, training| {
+        Ok::<_, EvalError>(EmbeddingRecord {
+            origin,
+            weights: ModelRecord::of(weights)?,
+            net: arch.to_string(),
+            norm,
+            layer: "penultimate",
+            feature_dim: classifier.net().feature_dim(),
+            training,
+        })
+    };
+    let (epochs, seed, cache, check) = match choice {
+        EmbeddingChoice::File(path) => {
+            let classifier = Classifier::load(spec, Protocol::Dc, path)?;
+            let rec = record("file", path, &classifier, None)?;
+            return Ok((classifier, rec));
+        }
+        EmbeddingChoice::Train {
+            epochs,
+            seed,
+            cache,
+            check,
+        } => (*epochs, *seed, cache.join("embeddings"), check),
+    };
+    let fingerprint = real.fingerprint();
+    let key = format!(
+        "{}-{arch}-{}-dc-e{epochs}-s{seed}",
+        &fingerprint[..16],
+        crate::evaluate::serde_name(&norm)
+    );
+    let weights = cache.join(format!("{key}.safetensors"));
+    let sidecar = cache.join(format!("{key}.json"));
+    if let Some(training) = read_cached(&weights, &sidecar, &fingerprint) {
+        match Classifier::load(spec, Protocol::Dc, &weights) {
+            Ok(classifier) => {
+                log(&format!(
+                    "embedding network from the cache: {}",
+                    weights.display()
+                ));
+                let rec = record("cached", &weights, &classifier, Some(training))?;
+                return Ok((classifier, rec));
+            }
+            Err(err) => log(&format!(
+                "ignoring unreadable cache entry {}: {err}",
+                weights.display()
+            )),
+        }
+    }
+    // An unwritable cache should fail now, not after the training.
+    std::fs::create_dir_all(&cache).map_err(|e| EvalError::io(&cache, e))?;
+
+    let own;
+    let (check, checked_on) = match check {
+        Some((set, name)) => (*set, name.clone()),
+        None => {
+            let step = real.len().div_ceil(1000).max(1);
+            let picked: Vec<usize> = (0..real.len()).step_by(step).collect();
+            own = real.subset(&picked);
+            let n = own.len();
+            (
+                &own,
+                format!("{n} of its own training images (no test split)"),
+            )
+        }
+    };
+    let mut config = TrainConfig::dc(arch, epochs, seed);
+    config.test_every = config.epochs; // one check, at the end
+    log(&format!(
+        "training the {arch} embedding network on {} images, {} epochs of the dc protocol (cached as {})",
+        real.len(),
+        config.epochs,
+        weights.display()
+    ));
+    let started = Instant::now();
+    let trained = dmgd_student::train_and_test(real, check, &config, &mut |p| {
+        log(&format!(
+            "  epoch {}/{}: loss {:.4}, {:.0} s",
+            p.epoch, p.epochs, p.train_loss, p.seconds
+        ))
+    })?;
+    let training = EmbeddingTraining {
+        config,
+        dataset_fingerprint: fingerprint,
+        train_images: real.len(),
+        checked_on,
+        checked_images: check.len(),
+        accuracy: trained.report.final_accuracy,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    log(&format!(
+        "embedding network: {:.2}% on {} after {:.0} s",
+        training.accuracy, training.checked_on, training.seconds
+    ));
+    // Weights first, sidecar last, each renamed into place: the sidecar marks a complete entry.
+    trained.classifier.save(&weights)?;
+    let json = serde_json::to_vec_pretty(&training).expect("a record serialises");
+    dmgd_data::atomic::write_file(&sidecar, &json)?;
+    let rec = record("trained", &weights, &trained.classifier, Some(training))?;
+    Ok((trained.classifier, rec))
+}
+
+/// A complete cache entry for this dataset, if there is one.
+fn read_cached(weights: &Path, sidecar: &Path, fingerprint: &str) -> Option<EmbeddingTraining> {
+    let training: EmbeddingTraining = serde_json::from_slice(&std::fs::read(sidecar).ok()?).ok()?;
+    (weights.is_file() && training.dataset_fingerprint == fingerprint).then_some(training)
+}
