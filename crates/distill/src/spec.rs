@@ -48,6 +48,19 @@ pub struct DistillSpec {
 }
 
 impl DistillSpec {
+    /// The spec of `random`: IPC real images per class of `data` (`classes` of them), no model.
+    pub fn random_subset(config: DistillConfig, data: DataRecord, classes: usize) -> Self {
+        DistillSpec {
+            config,
+            dit: None,
+            vae: None,
+            encode: "none".into(),
+            data,
+            model_labels: (0..classes).collect(),
+            shards: 1,
+        }
+    }
+
     /// The identity of the run, the part two runs must share to write one directory.
     pub fn identity(&self) -> serde_json::Value {
         identity(serde_json::to_value(self).expect("a spec serialises"))

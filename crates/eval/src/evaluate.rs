@@ -79,6 +79,61 @@ pub enum Event<'a> {
     },
 }
 
+impl Event<'_> {
+    /// The line a log shows for this event: a finished network's, and an epoch's when it was
+    /// tested or ends a tenth of the run. `true` with it: the line also belongs on a terminal.
+    pub fn line(&self) -> Option<(String, bool)> {
+        match self {
+            Event::Epoch {
+                set,
+                run,
+                progress: p,
+            } => {
+                let tenth = (p.epochs / 10).max(1);
+                if p.test_accuracy.is_none() && p.epoch % tenth != 0 {
+                    return None;
+                }
+                let test = p
+                    .test_accuracy
+                    .map_or(String::new(), |a| format!("test {a:.2}%, "));
+                let line = format!(
+                    "set {} run {} epoch {}/{}: train loss {:.4}, lr {}, {test}{:.0} s",
+                    set + 1,
+                    run + 1,
+                    p.epoch,
+                    p.epochs,
+                    p.train_loss,
+                    p.lr,
+                    p.seconds
+                );
+                Some((line, false))
+            }
+            Event::Finished {
+                set,
+                run,
+                report: t,
+                kept,
+            } => {
+                let kept = if *kept {
+                    ", kept from the interrupted run"
+                } else {
+                    ""
+                };
+                let line = format!(
+                    "set {} run {}: final {:.2}%, best {:.2}% (epoch {}), {:.0} s{kept}",
+                    set + 1,
+                    run + 1,
+                    t.final_accuracy,
+                    t.best_accuracy,
+                    t.best_epoch,
+                    t.seconds
+                );
+                Some((line, true))
+            }
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct EvalResult {
     #[serde(flatten)]

@@ -5,7 +5,7 @@
 //! - DiT: attention, tanh-GELU, LayerNorm without affine, softmax, adaLN broadcasts (`dit`);
 //! - students: im2col + GEMM convolution, instance / batch norm (with ReLU), pooling
 //!   (`conv2d`, `norm`, `pool`; candle's conv backward is a naive loop, docs/BENCH-student.md);
-//! - AdamW and the EMA of weights, in place (`adamw`).
+//! - AdamW and the EMA of weights, in place (`adamw`), and the students' optimisers (`optim`).
 
 pub mod adamw;
 pub mod attention;
@@ -15,6 +15,7 @@ pub mod device;
 pub mod dit;
 mod gemm;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 #[cfg(test)]
 mod testing;

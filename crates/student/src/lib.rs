@@ -9,16 +9,15 @@ mod error;
 pub mod frechet;
 pub mod nets;
 
-pub mod optim;
 pub mod protocol;
 pub mod report;
 pub mod soft_label;
 pub mod train;
 
 pub use classifier::{Classifier, Normalization};
+pub use dmgd_kernels::optim::{self, OptimizerKind};
 pub use error::StudentError;
 pub use nets::{Arch, Net, NetSpec, NormKind};
-pub use optim::OptimizerKind;
 pub use protocol::{Augment, Protocol, TrainConfig};
 pub use report::{Progress, RunReport, Summary};
 pub use train::{train_and_test, Trained};

@@ -2,8 +2,8 @@
 //! defaults resolve.
 
 use crate::nets::{Arch, NormKind};
-use crate::optim::OptimizerKind;
 use crate::StudentError;
+use dmgd_kernels::optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
 
 /// The evaluation protocol: fixes normalisation, augmentation family and schedule shape.
@@ -135,6 +135,28 @@ impl TrainConfig {
         }
     }
 
+    /// The protocol's defaults: `dc` for 300 epochs, `minimax` with the epochs of `ipc`.
+    pub fn for_protocol(protocol: Protocol, net: Arch, ipc: usize, seed: u64) -> Self {
+        match protocol {
+            Protocol::Dc => TrainConfig::dc(net, DC_EPOCHS, seed),
+            Protocol::Minimax => TrainConfig::minimax(net, ipc, seed),
+        }
+    }
+
+    /// The same run for `epochs` epochs, tested as often as the protocol tests (E/10 for dc,
+    /// E/100 for minimax).
+    pub fn with_epochs(self, epochs: usize) -> Self {
+        let tests = match self.protocol {
+            Protocol::Dc => 10,
+            Protocol::Minimax => 100,
+        };
+        TrainConfig {
+            epochs,
+            test_every: (epochs / tests).max(1),
+            ..self
+        }
+    }
+
     /// The Minimax code's SGD alternative: lr 0.01, momentum 0.9, weight decay 5e-4.
     pub const MINIMAX_SGD: OptimizerKind = OptimizerKind::Sgd {
         lr: 0.01,
@@ -195,6 +217,12 @@ mod tests {
             (minimax_epochs(20), minimax_epochs(50), minimax_epochs(100)),
             (1500, 1500, 1000)
         );
+        // Other epoch counts keep each protocol's testing rhythm.
+        let short = TrainConfig::for_protocol(Protocol::Dc, Arch::ResNet18, 1, 0).with_epochs(20);
+        assert_eq!((short.epochs, short.test_every), (20, 2));
+        let mm = TrainConfig::for_protocol(Protocol::Minimax, Arch::ResNet18, 10, 0);
+        assert_eq!(mm.epochs, 2000);
+        assert_eq!(mm.with_epochs(50).test_every, 1);
     }
 
     #[test]

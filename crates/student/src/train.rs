@@ -4,12 +4,12 @@
 use crate::augment::{dsa, minimax};
 use crate::classifier::{Classifier, Normalization};
 use crate::nets::{Net, NetSpec};
-use crate::optim::Optimizer;
 use crate::protocol::{Augment, TrainConfig};
 use crate::report::{Progress, RunReport};
 use crate::StudentError;
 use candle_core::{Device, Tensor};
 use dmgd_data::{ImageSet, ImageShape};
+use dmgd_kernels::optim::Optimizer;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

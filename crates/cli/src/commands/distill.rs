@@ -94,18 +94,11 @@ pub fn run(args: Args) -> Result<()> {
         );
         let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
         let real = source.load()?;
-        let spec = DistillSpec {
-            config,
-            dit: None,
-            vae: None,
-            encode: "none".into(),
-            data: DataRecord {
-                description: source.describe(),
-                fingerprint: real.fingerprint(),
-            },
-            model_labels: (0..real.num_classes()).collect(),
-            shards: 1,
+        let data = DataRecord {
+            description: source.describe(),
+            fingerprint: real.fingerprint(),
         };
+        let spec = DistillSpec::random_subset(config, data, real.num_classes());
         let out = args
             .out
             .clone()

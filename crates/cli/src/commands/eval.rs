@@ -9,7 +9,7 @@ use dmgd_data::{DataSource, FASHION_MNIST};
 use dmgd_eval::evaluate::{common_ipc, markdown_table, RESULTS_FILE, TABLE_FILE};
 use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, SetRecord};
 use dmgd_run::Existing;
-use dmgd_student::{protocol::DC_EPOCHS, Arch, Augment, NormKind, Protocol, TrainConfig};
+use dmgd_student::{Arch, Augment, NormKind, Protocol, TrainConfig};
 use std::path::PathBuf;
 
 /// Train fresh students on a set and test them on the real test split.
@@ -123,45 +123,24 @@ pub fn run(args: Args) -> Result<()> {
     };
     let bar = Bar::new("epochs", train.len() * args.repeats * spec.config.epochs, 0);
     let (sets, repeats) = (train.len(), args.repeats);
-    let result = dmgd_eval::evaluate(&job, &mut |event| match event {
-        Event::Epoch {
-            set,
-            run,
-            progress: p,
-        } => {
-            bar.inc(1);
-            let (s, r) = (set + 1, run + 1);
-            if p.test_accuracy.is_some() || p.epoch % (p.epochs / 10).max(1) == 0 {
-                let test = p
-                    .test_accuracy
-                    .map_or(String::new(), |a| format!("test {a:.2}%, "));
-                let (loss, lr, seconds) = (p.train_loss, p.lr, p.seconds);
-                let (e, n) = (p.epoch, p.epochs);
-                bar.log(&format!("set {s} run {r} epoch {e}/{n}: train loss {loss:.4}, lr {lr}, {test}{seconds:.0} s"));
+    let result = dmgd_eval::evaluate(&job, &mut |event| {
+        match &event {
+            Event::Epoch { set, run, progress } => {
+                bar.inc(1);
+                if let Some(acc) = progress.test_accuracy {
+                    let (s, r) = (set + 1, run + 1);
+                    bar.status(format!("set {s}/{sets} run {r}/{repeats}: test {acc:.2}%"));
+                }
             }
-            if let Some(acc) = p.test_accuracy {
-                bar.status(format!("set {s}/{sets} run {r}/{repeats}: test {acc:.2}%"));
-            }
+            Event::Finished {
+                report, kept: true, ..
+            } => bar.inc(report.config.epochs),
+            Event::Finished { .. } => {}
         }
-        Event::Finished {
-            set,
-            run,
-            report: t,
-            kept,
-        } => {
-            if kept {
-                bar.inc(t.config.epochs);
-            }
-            let kept = if kept {
-                ", kept from the interrupted run"
-            } else {
-                ""
-            };
-            let (s, r) = (set + 1, run + 1);
-            let (f, b, e, seconds) = (t.final_accuracy, t.best_accuracy, t.best_epoch, t.seconds);
-            bar.line(&format!(
-                "set {s} run {r}: final {f:.2}%, best {b:.2}% (epoch {e}), {seconds:.0} s{kept}"
-            ));
+        match event.line() {
+            Some((line, true)) => bar.line(&line),
+            Some((line, false)) => bar.log(&line),
+            None => {}
         }
     });
     bar.finish();
@@ -187,42 +166,26 @@ pub fn run(args: Args) -> Result<()> {
 
 /// The protocol's configuration with the flags' changes.
 fn resolve_config(args: &Args, train: &[dmgd_data::ImageSet]) -> Result<TrainConfig> {
-    let mut config = match args.protocol {
-        Protocol::Dc if args.optimizer.is_some() => {
-            bail!("--optimizer applies to --protocol minimax; dc always trains with SGD 0.01 / 0.9 / 5e-4")
+    if args.protocol == Protocol::Dc && args.optimizer.is_some() {
+        bail!("--optimizer applies to --protocol minimax; dc always trains with SGD 0.01 / 0.9 / 5e-4");
+    }
+    let ipc = match (args.protocol, args.epochs) {
+        (Protocol::Minimax, None) => {
+            common_ipc(train).map_err(|e| anyhow::Error::new(e).context("pass --epochs"))?
         }
-        Protocol::Dc => TrainConfig::dc(args.net, args.epochs.unwrap_or(DC_EPOCHS), args.seed),
-        Protocol::Minimax => {
-            let ipc = match args.epochs {
-                Some(_) => 1, // the epochs are given: the IPC does not matter
-                None => {
-                    common_ipc(train).map_err(|e| anyhow::Error::new(e).context("pass --epochs"))?
-                }
-            };
-            let mut c = TrainConfig::minimax(args.net, ipc, args.seed);
-            if let Some(OptimizerArg::Sgd) = args.optimizer {
-                c.optimizer = TrainConfig::MINIMAX_SGD;
-            }
-            c
-        }
+        _ => 1, // the epochs do not follow the IPC
     };
+    let mut config = TrainConfig::for_protocol(args.protocol, args.net, ipc, args.seed);
     if let Some(epochs) = args.epochs {
-        config.epochs = epochs;
-        config.test_every = match args.protocol {
-            Protocol::Dc => (epochs / 10).max(1),
-            Protocol::Minimax => (epochs / 100).max(1),
-        };
+        config = config.with_epochs(epochs);
+    }
+    if let Some(OptimizerArg::Sgd) = args.optimizer {
+        config.optimizer = TrainConfig::MINIMAX_SGD;
     }
     config.norm = args.norm;
-    if let Some(augment) = args.augment {
-        config.augment = augment;
-    }
-    if let Some(b) = args.batch_size {
-        config.batch_size = b;
-    }
-    if let Some(t) = args.test_every {
-        config.test_every = t;
-    }
+    config.augment = args.augment.unwrap_or(config.augment);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.test_every = args.test_every.unwrap_or(config.test_every);
     config.validate()?;
     Ok(config)
 }

@@ -1,8 +1,9 @@
-//! Optimisers with PyTorch semantics: SGD with momentum and (coupled) weight decay, and AdamW.
+//! The students' optimisers with PyTorch semantics: SGD with momentum and (coupled) weight
+//! decay, and AdamW (decoupled weight decay; the in-place kernel of `adamw`).
 
+use crate::adamw::AdamW;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
-use candle_nn::Optimizer as _;
 
 /// Which optimiser and its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -68,10 +69,55 @@ impl Sgd {
     }
 }
 
+/// AdamW over a set of variables: its moments and step count.
+pub struct AdamWState {
+    vars: Vec<Var>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    step: i32,
+    lr: f64,
+    weight_decay: f64,
+}
+
+impl AdamWState {
+    pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self> {
+        let zeros = |var: &Var| var.as_tensor().zeros_like();
+        let m = vars.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+        let v = vars.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+        Ok(AdamWState {
+            vars,
+            m,
+            v,
+            step: 0,
+            lr,
+            weight_decay,
+        })
+    }
+
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        // torch.optim.AdamW's defaults.
+        let adamw = AdamW {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step: self.step,
+        };
+        for (k, var) in self.vars.iter().enumerate() {
+            if let Some(g) = grads.get(var) {
+                adamw.update(var, &mut self.m[k], &mut self.v[k], &g.detach())?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The optimiser of one training run; the learning rate can change between steps.
 pub enum Optimizer {
     Sgd(Sgd),
-    AdamW(candle_nn::AdamW),
+    AdamW(AdamWState),
 }
 
 impl Optimizer {
@@ -83,12 +129,7 @@ impl Optimizer {
                 weight_decay,
             } => Optimizer::Sgd(Sgd::new(vars, lr, momentum, weight_decay)),
             OptimizerKind::AdamW { lr, weight_decay } => {
-                let params = candle_nn::ParamsAdamW {
-                    lr,
-                    weight_decay,
-                    ..Default::default()
-                };
-                Optimizer::AdamW(candle_nn::AdamW::new(vars, params)?)
+                Optimizer::AdamW(AdamWState::new(vars, lr, weight_decay)?)
             }
         })
     }
@@ -96,7 +137,7 @@ impl Optimizer {
     pub fn set_lr(&mut self, lr: f64) {
         match self {
             Optimizer::Sgd(sgd) => sgd.lr = lr,
-            Optimizer::AdamW(adam) => adam.set_learning_rate(lr),
+            Optimizer::AdamW(adam) => adam.lr = lr,
         }
     }
 
@@ -162,5 +203,56 @@ mod tests {
                 assert!(!sgd.buffers[0].as_ref().unwrap().track_op());
             }
         }
+    }
+
+    /// The in-place AdamW gives candle's own AdamW, bit for bit (the students used it before).
+    #[test]
+    fn adamw_gives_candles_bits() {
+        use candle_nn::Optimizer as _;
+        let values: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let target = Tensor::new(
+            values.iter().map(|x| x.sin()).collect::<Vec<f32>>(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let ours = Var::new(values.as_slice(), &Device::Cpu).unwrap();
+        let theirs = Var::new(values.as_slice(), &Device::Cpu).unwrap();
+        let mut a = Optimizer::new(
+            OptimizerKind::AdamW {
+                lr: 1e-3,
+                weight_decay: 0.01,
+            },
+            vec![ours.clone()],
+        )
+        .unwrap();
+        let params = candle_nn::ParamsAdamW {
+            lr: 1e-3,
+            weight_decay: 0.01,
+            ..Default::default()
+        };
+        let mut b = candle_nn::AdamW::new(vec![theirs.clone()], params).unwrap();
+        for step in 0..5 {
+            let loss = |p: &Var| {
+                (p.as_tensor() - &target)
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+            };
+            a.step(&loss(&ours).backward().unwrap()).unwrap();
+            b.step(&loss(&theirs).backward().unwrap()).unwrap();
+            if step == 2 {
+                a.set_lr(5e-4);
+                b.set_learning_rate(5e-4);
+            }
+        }
+        let (x, y) = (
+            ours.as_tensor().to_vec1::<f32>().unwrap(),
+            theirs.as_tensor().to_vec1::<f32>().unwrap(),
+        );
+        assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()));
     }
 }
