@@ -1,6 +1,7 @@
 //! Loading DiT checkpoints: `.safetensors` or PyTorch `.pt` (zip + pickle, read as data and
-//! refused when the pickle names anything but tensor-rebuild globals), strict key and shape
-//! checks, and the model configuration inferred from the shapes.
+//! refused when the pickle names anything but tensor-rebuild globals), a state dict or a
+//! training checkpoint (`{"model", "ema", "opt", "args"}`: its `ema` entry, or a named one),
+//! strict key and shape checks, and the model configuration inferred from the shapes.
 
 use crate::dit::{preset_names, Dit, DitConfig};
 use crate::error::{DiffusionError, Result};
@@ -12,9 +13,12 @@ use std::io::Read;
 use std::path::Path;
 
 /// The pickle globals a state dict of tensors needs (torch.save of an OrderedDict of tensors
-/// or parameters); anything else (os.system, builtins.eval, argparse.Namespace, ...) is refused.
-pub const ALLOWED_PICKLE_GLOBALS: [&str; 16] = [
+/// or parameters), and `argparse.Namespace`, the `args` of a training checkpoint (an attribute
+/// bag; candle's reader only builds a tree of values, so it is read as data and ignored).
+/// Anything else (os.system, builtins.eval, ...) is refused.
+pub const ALLOWED_PICKLE_GLOBALS: [&str; 17] = [
     "collections.OrderedDict",
+    "argparse.Namespace",
     "torch._utils._rebuild_tensor",
     "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_parameter",
@@ -32,8 +36,48 @@ pub const ALLOWED_PICKLE_GLOBALS: [&str; 16] = [
     "torch.storage.UntypedStorage",
 ];
 
-/// Every tensor of a `.safetensors` or `.pt`/`.pth`/`.bin` file, as f32 on `device`.
+/// Every tensor of a `.safetensors` or `.pt`/`.pth`/`.bin` file (of a training checkpoint:
+/// of its `ema` entry), as f32 on `device`.
 pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    read_entry(path, None, device)
+}
+
+/// The entry of a training checkpoint that holds the weights to load: `entry` when given,
+/// else `ema` (else `model`); None for a plain state dict or a `.safetensors` file.
+pub fn resolve_entry(path: &Path, entry: Option<&str>) -> Result<Option<String>> {
+    let is_pt = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("pt" | "pth" | "bin")
+    );
+    let entries = if is_pt { training_entries(path)? } else { None };
+    let Some(entries) = entries else {
+        return match entry {
+            None => Ok(None),
+            Some(e) => Err(DiffusionError::NotATrainingCheckpoint {
+                path: path.into(),
+                entry: e.into(),
+            }),
+        };
+    };
+    let has = |name: &str| entries.iter().any(|e| e == name);
+    let chosen = entry.unwrap_or(if has("ema") { "ema" } else { "model" });
+    if !has(chosen) {
+        return Err(DiffusionError::NoSuchEntry {
+            path: path.into(),
+            entry: chosen.into(),
+            entries,
+        });
+    }
+    Ok(Some(chosen.to_string()))
+}
+
+/// Every tensor of a checkpoint file, or of its entry `entry` (`resolve_entry`), as f32 on
+/// `device`.
+pub fn read_entry(
+    path: &Path,
+    entry: Option<&str>,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let candle_err = |source| DiffusionError::Candle {
         context: path.display().to_string(),
@@ -52,7 +96,14 @@ pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
             .collect(),
         "pt" | "pth" | "bin" => {
             check_pickle_globals(path)?;
-            candle_core::pickle::read_all(path).map_err(candle_err)?
+            let entry = resolve_entry(path, entry)?;
+            candle_core::pickle::read_all_with_key(path, entry.as_deref()).map_err(candle_err)?
+        }
+        _ if entry.is_some() => {
+            return Err(DiffusionError::NotATrainingCheckpoint {
+                path: path.into(),
+                entry: entry.unwrap_or_default().into(),
+            })
         }
         _ => return Err(DiffusionError::UnsupportedCheckpoint { path: path.into() }),
     };
@@ -118,6 +169,46 @@ pub fn check_pickle_globals(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The entries of a training checkpoint: `torch.save` of a dict whose values include state
+/// dicts, as DiT's `train.py` and MinimaxDiffusion's fine-tuning write
+/// `{"model", "ema", "opt", "args"}`. None for a plain state dict (its values are tensors).
+pub fn training_entries(path: &Path) -> Result<Option<Vec<String>>> {
+    let bad = |reason: String| DiffusionError::BadCheckpoint {
+        path: path.into(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| DiffusionError::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| bad(format!("not a PyTorch zip archive: {e}")))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.ends_with("data.pkl"))
+        .ok_or_else(|| bad("no data.pkl in the archive".into()))?;
+    let mut bytes = Vec::new();
+    zip.by_name(&name)
+        .map_err(|e| bad(format!("{name}: {e}")))?
+        .read_to_end(&mut bytes)
+        .map_err(|e| DiffusionError::io(path, e))?;
+    let mut stack = candle_core::pickle::Stack::empty();
+    let top = stack
+        .read_loop(&mut std::io::BufReader::new(bytes.as_slice()))
+        .and_then(|()| stack.finalize())
+        .map_err(|e| bad(format!("{name}: unreadable pickle: {e}")))?;
+    let Object::Dict(items) = top else {
+        return Ok(None);
+    };
+    let mut entries: Vec<String> = items
+        .iter()
+        .filter_map(|(key, value)| match (key, value) {
+            (Object::Unicode(k), Object::Dict(_)) => Some(k.clone()),
+            _ => None,
+        })
+        .collect();
+    entries.sort();
+    Ok((!entries.is_empty()).then_some(entries))
 }
 
 /// Checks `tensors` against the keys and shapes of `cfg`; the error lists every missing,
@@ -240,7 +331,17 @@ pub fn infer_config(
 /// Loads a DiT checkpoint strictly. The configuration is `config` when given, else
 /// `model.json` beside the file when present, else inferred from the shapes.
 pub fn load_dit(path: &Path, config: Option<&DitConfig>, device: &Device) -> Result<Dit> {
-    let tensors = read_tensors(path, device)?;
+    load_dit_entry(path, None, config, device)
+}
+
+/// `load_dit` of the entry `entry` of a training checkpoint (`resolve_entry`).
+pub fn load_dit_entry(
+    path: &Path,
+    entry: Option<&str>,
+    config: Option<&DitConfig>,
+    device: &Device,
+) -> Result<Dit> {
+    let tensors = read_entry(path, entry, device)?;
     let cfg = match config {
         Some(cfg) => cfg.clone(),
         None => {

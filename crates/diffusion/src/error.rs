@@ -49,6 +49,16 @@ pub enum DiffusionError {
     #[error("checkpoint {path}: {reason}")]
     BadCheckpoint { path: PathBuf, reason: String },
 
+    #[error("checkpoint {path} has no entry `{entry}`; its entries are {}", entries.join(", "))]
+    NoSuchEntry {
+        path: PathBuf,
+        entry: String,
+        entries: Vec<String>,
+    },
+
+    #[error("checkpoint {path} is a plain state dict: it has no entry `{entry}`")]
+    NotATrainingCheckpoint { path: PathBuf, entry: String },
+
     #[error("the shipped model was not found; looked in: {} (set DMGD_MODELS to a folder that holds fashion-mnist-dit/, or name a model)", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     ShippedModelNotFound { tried: Vec<PathBuf> },
 

@@ -107,3 +107,55 @@ fn an_official_layout_infers_its_preset() {
         ("custom", cfg.num_heads * 2)
     );
 }
+
+/// A training checkpoint as DiT's train.py saves it ({"model", "ema", "opt", "args"}, `args`
+/// an argparse.Namespace) loads its `ema` entry by default, or the entry named; a missing
+/// entry is named with the ones there are; one whose `args` would run code is still refused.
+#[test]
+fn a_training_checkpoint_loads_its_ema_or_a_named_entry() {
+    use dmgd_diffusion::checkpoint::{read_entry, resolve_entry};
+    let path = fixture("dit_tiny_train.pt");
+    let plain = read_tensors(&fixture("dit_tiny.safetensors"), &Device::Cpu).unwrap();
+    let ema = read_tensors(&path, &Device::Cpu).unwrap();
+    assert_eq!(resolve_entry(&path, None).unwrap().as_deref(), Some("ema"));
+    let model = read_entry(&path, Some("model"), &Device::Cpu).unwrap();
+    assert_eq!(ema.len(), plain.len());
+    for (key, t) in &plain {
+        let expected = t
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        let e = ema[key].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let m = model[key].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(e, expected.to_vec1::<f32>().unwrap(), "{key}: ema");
+        let plus_one: Vec<f32> = e.iter().map(|x| x + 1.0).collect();
+        assert_eq!(m, plus_one, "{key}: model is ema + 1 in the fixture");
+    }
+    // The whole DiT loads strictly from the default entry (the tiny model is no preset: its
+    // head count is given).
+    let cfg = infer_config(&ema, &path, Some(4)).unwrap();
+    load_dit(&path, Some(&cfg), &Device::Cpu).unwrap();
+
+    let err = read_entry(&path, Some("emma"), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`emma`") && err.contains("ema, model, opt"),
+        "{err}"
+    );
+    let err = read_entry(&fixture("dit_tiny.pt"), Some("ema"), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plain state dict"), "{err}");
+
+    let _ = std::fs::remove_file("/tmp/dmgd-evil-ran");
+    let err = read_tensors(&fixture("evil_train.pt"), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("posix.system") || err.contains("os.system"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new("/tmp/dmgd-evil-ran").exists());
+}

@@ -6,6 +6,7 @@ use crate::config::DistillConfig;
 use crate::spec::{model_labels, DataRecord, DistillSpec, LabelMismatch, ModelRecord};
 use candle_core::Device;
 use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig};
+use dmgd_diffusion::checkpoint;
 use dmgd_diffusion::dit::Dit;
 use dmgd_diffusion::DiffusionError;
 use std::path::{Path, PathBuf};
@@ -40,22 +41,24 @@ pub struct Models {
 
 impl Models {
     /// The DiT at `dit` (a checkpoint file or a `dmgd pretrain` directory; `None`: the shipped
-    /// model) and the SD VAE at `vae` (`None`: pixel space), whose encoder gives `encode`.
+    /// model; of a training checkpoint its entry `dit_entry`, by default `ema`) and the SD VAE
+    /// at `vae` (`None`: pixel space), whose encoder gives `encode`.
     pub fn load(
         dit: Option<&Path>,
+        dit_entry: Option<&str>,
         vae: Option<&Path>,
         encode: EncodeMode,
         device: &Device,
     ) -> Result<Models, ModelError> {
         let dit_path =
             dmgd_diffusion::shipped::resolve_dit_weights(dit).map_err(ModelError::NotFound)?;
-        let model =
-            dmgd_diffusion::checkpoint::load_dit(&dit_path, None, device).map_err(|source| {
-                ModelError::Dit {
-                    path: dit_path.clone(),
-                    source,
-                }
-            })?;
+        let dit_error = |source| ModelError::Dit {
+            path: dit_path.clone(),
+            source,
+        };
+        let entry = checkpoint::resolve_entry(&dit_path, dit_entry).map_err(dit_error)?;
+        let model = checkpoint::load_dit_entry(&dit_path, entry.as_deref(), None, device)
+            .map_err(dit_error)?;
         let (codec, vae_record) = match vae {
             None => (Codec::pixel(), None),
             Some(path) => {
@@ -76,7 +79,10 @@ impl Models {
         };
         Ok(Models {
             dit: model,
-            dit_record: ModelRecord::of(&dit_path)?,
+            dit_record: ModelRecord {
+                entry,
+                ..ModelRecord::of(&dit_path)?
+            },
             codec,
             vae_record,
         })

@@ -11,6 +11,9 @@ pub struct ModelRecord {
     /// Where it was read from (recorded, not compared: a moved file is the same model).
     pub path: String,
     pub sha256: String,
+    /// The entry of a training checkpoint the weights came from (`ema`, `model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 impl ModelRecord {
@@ -19,6 +22,7 @@ impl ModelRecord {
         Ok(ModelRecord {
             path: path.display().to_string(),
             sha256: dmgd_run::sha256_file(path)?,
+            entry: None,
         })
     }
 }
@@ -147,6 +151,7 @@ mod tests {
             dit: Some(ModelRecord {
                 path: "models/x".into(),
                 sha256: "ab".into(),
+                entry: None,
             }),
             vae: None,
             encode: "pixels".into(),

@@ -181,6 +181,7 @@ fn spec_of(config: &DistillConfig, real: &dyn ClassSource, shard: Shard) -> Dist
         dit: Some(ModelRecord {
             path: "tiny".into(),
             sha256: "0".into(),
+            entry: None,
         }),
         vae: None,
         encode: "pixels".into(),

@@ -50,6 +50,10 @@ pub struct Args {
     /// (e.g. DiT-XL-2-256x256.pt). Default: the shipped Fashion-MNIST model.
     #[arg(long)]
     pub dit: Option<PathBuf>,
+    /// The entry of a training checkpoint ({"model", "ema", "opt", "args"}, as DiT's train.py
+    /// saves it) to load: `ema` (the default) or `model`.
+    #[arg(long)]
+    pub dit_entry: Option<String>,
     /// SD VAE (diffusers AutoencoderKL .safetensors, e.g. sd-vae-ft-mse). Absent: pixel space.
     #[arg(long)]
     pub vae: Option<PathBuf>,
@@ -114,7 +118,13 @@ pub fn run(args: Args) -> Result<()> {
         EncodeArg::Mean => EncodeMode::Mean,
         EncodeArg::Sample => EncodeMode::Sample,
     };
-    let models = Models::load(args.dit.as_deref(), args.vae.as_deref(), encode, &device)?;
+    let models = Models::load(
+        args.dit.as_deref(),
+        args.dit_entry.as_deref(),
+        args.vae.as_deref(),
+        encode,
+        &device,
+    )?;
     // Open the data (a folder is listed and its headers checked; a class is decoded when its
     // support is computed). Real images enter the autoencoder at the size its latents match
     // the DiT's input (ADM center crop), unless --image-size says otherwise.

@@ -38,6 +38,10 @@ pub struct Args {
     /// Default: the shipped Fashion-MNIST model.
     #[arg(long, alias = "model")]
     dit: Option<PathBuf>,
+    /// The entry of a training checkpoint ({"model", "ema", "opt", "args"}, as DiT's train.py
+    /// saves it) to load: `ema` (the default) or `model`.
+    #[arg(long)]
+    dit_entry: Option<String>,
     /// SD VAE weights (diffusers AutoencoderKL) for latent models; none = pixel space.
     #[arg(long)]
     vae: Option<PathBuf>,
@@ -64,6 +68,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = args.device.open()?;
     let models = Models::load(
         args.dit.as_deref(),
+        args.dit_entry.as_deref(),
         args.vae.as_deref(),
         EncodeMode::Mean,
         &device,
