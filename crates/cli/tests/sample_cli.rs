@@ -109,3 +109,16 @@ fn an_installed_binary_finds_the_shipped_model_beside_it_or_through_dmgd_models(
     let from_env = model_used("b", Some(&tmp.path().join("elsewhere")));
     assert!(from_env.contains("elsewhere"), "{from_env}");
 }
+
+/// `pretrain --resume` continues a run with its own settings: a setting given beside it is
+/// refused by name instead of being silently ignored.
+#[test]
+fn pretrain_resume_refuses_other_settings() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dmgd"))
+        .args(["pretrain", "--out", "runs/none", "--resume", "--lr", "3e-4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--lr") && err.contains("--resume"), "{err}");
+}

@@ -213,14 +213,6 @@ impl DistillConfig {
     /// The keys this run's method never reads. The manifest lists them, so that the `rho` of a
     /// `dit` set is not taken for an active setting.
     pub fn unused_keys(&self) -> Vec<&'static str> {
-        const SAMPLING: [&str; 6] = [
-            "steps",
-            "sampler",
-            "cfg-scale",
-            "cfg-channels",
-            "clip-denoised",
-            "class-batch",
-        ];
         const SEMANTIC: [&str; 5] = ["t-upper", "t-lower", "beta-n", "beta-s", "noise"];
         const DISTRIBUTION: [&str; 6] = [
             "support-points",
@@ -235,7 +227,8 @@ impl DistillConfig {
             unused.extend(["semantic", "distribution"]);
         }
         if self.method == Method::Random {
-            unused.extend(SAMPLING);
+            // Random picks read the IPC and the seed only.
+            unused.extend(&SAMPLING_KEYS[2..]);
         }
         if !self.uses_soft_labels() {
             unused.extend(SEMANTIC);
