@@ -9,6 +9,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod composed;
 pub mod conv2d;
 mod cpu;
 pub mod device;

@@ -34,6 +34,9 @@ pub struct NormParams {
 /// x: (N, C, H, W), gamma, beta: (C); y: (N, C, H / k, W / k).
 /// Fusing the three keeps the full-size normalised map out of memory in both passes.
 pub fn norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: NormParams) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::composed::norm(x, gamma, beta, p);
+    }
     x.contiguous()?
         .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, NormOp { p })
 }
@@ -341,7 +344,8 @@ impl CustomOp3 for NormOp {
 /// its running statistics.
 pub fn batch_mean_var(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     let (n, c, h, w) = x.dims4()?;
-    let x = x.contiguous()?;
+    // Statistics of a batch elsewhere are brought here first (C values each way).
+    let x = x.to_device(&candle_core::Device::Cpu)?.contiguous()?;
     let (xs, xl) = x.storage_and_layout();
     let data = storage_f32("batch statistics", &xs, xl)?;
     let plane = h * w;
@@ -369,30 +373,8 @@ mod tests {
     use crate::testing::{max_abs_diff, randn};
     use candle_core::{Device, Var};
 
-    /// The same normalisation written with candle's composed (differentiable) ops.
     fn composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: NormParams) -> Tensor {
-        let c = x.dim(1).unwrap();
-        let dims: &[usize] = match p.stats {
-            NormStats::Instance => &[2, 3],
-            NormStats::Batch => &[0, 2, 3],
-        };
-        let mean = x.mean_keepdim(dims).unwrap();
-        let centred = x.broadcast_sub(&mean).unwrap();
-        let var = centred.sqr().unwrap().mean_keepdim(dims).unwrap();
-        let xhat = centred
-            .broadcast_div(&(var + p.eps).unwrap().sqrt().unwrap())
-            .unwrap();
-        let y = xhat
-            .broadcast_mul(&gamma.reshape((1, c, 1, 1)).unwrap())
-            .unwrap()
-            .broadcast_add(&beta.reshape((1, c, 1, 1)).unwrap())
-            .unwrap();
-        let y = if p.relu { y.relu().unwrap() } else { y };
-        if p.pool > 1 {
-            y.avg_pool2d(p.pool).unwrap()
-        } else {
-            y
-        }
+        crate::composed::norm(x, gamma, beta, p).unwrap()
     }
 
     #[test]

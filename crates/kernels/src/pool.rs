@@ -8,6 +8,9 @@ use rayon::prelude::*;
 /// torch `F.avg_pool2d(x, k)`: k x k windows with stride k; rows/columns past the last whole
 /// window are dropped. x: (N, C, H, W) -> (N, C, H / k, W / k).
 pub fn avg_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.avg_pool2d(k);
+    }
     x.contiguous()?.apply_op1(AvgPoolOp { k })
 }
 
@@ -20,6 +23,9 @@ pub struct MaxPoolParams {
 
 /// torch `MaxPool2d(kernel, stride, padding)` (padding never wins the max).
 pub fn max_pool2d(x: &Tensor, p: MaxPoolParams) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::composed::max_pool2d(x, p);
+    }
     x.contiguous()?.apply_op1(MaxPoolOp { p })
 }
 
