@@ -2,11 +2,25 @@
 
 use candle_core::Device;
 
-/// A device by name; opened (`open`) when a run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// A device by name; opened (`open`) when a run starts. Serialised as its name (`cuda:0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceName {
+    #[default]
     Cpu,
     Cuda(usize),
+}
+
+impl serde::Serialize for DeviceName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::str::FromStr for DeviceName {
@@ -32,6 +46,10 @@ impl std::fmt::Display for DeviceName {
 }
 
 impl DeviceName {
+    pub fn is_cpu(&self) -> bool {
+        *self == DeviceName::Cpu
+    }
+
     pub fn open(self) -> candle_core::Result<Device> {
         match self {
             DeviceName::Cpu => Ok(Device::Cpu),

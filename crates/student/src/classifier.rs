@@ -106,6 +106,7 @@ impl Classifier {
         self.check_shape(images)?;
         let s = images.shape;
         let batch = eval_batch(s);
+        let device = self.net.device();
         let mut outputs = Vec::new();
         for start in (0..images.len()).step_by(batch) {
             let end = (start + batch).min(images.len());
@@ -113,9 +114,9 @@ impl Classifier {
             let x = Tensor::from_vec(
                 self.normalization.apply(&chunk),
                 (end - start, s.channels, s.height, s.width),
-                &Device::Cpu,
+                &device,
             )?;
-            outputs.push(f(&x)?.detach());
+            outputs.push(f(&x)?.detach().to_device(&Device::Cpu)?);
         }
         if outputs.is_empty() {
             return Ok(Tensor::zeros(

@@ -4,6 +4,7 @@
 use crate::nets::{Arch, NormKind};
 use crate::StudentError;
 use dmgd_kernels::optim::OptimizerKind;
+use dmgd_kernels::DeviceName;
 use serde::{Deserialize, Serialize};
 
 /// The evaluation protocol: fixes normalisation, augmentation family and schedule shape.
@@ -62,6 +63,10 @@ pub struct TrainConfig {
     /// Test every this many epochs (and always after the last one).
     pub test_every: usize,
     pub seed: u64,
+    /// Where the network trains; absent from the record on the CPU. Another device gives
+    /// other bits (other summation orders), so it is part of what a run is.
+    #[serde(default, skip_serializing_if = "DeviceName::is_cpu")]
+    pub device: DeviceName,
 }
 
 /// DC protocol: 300 epochs (DC/DSA; DM uses 1000).
@@ -102,6 +107,7 @@ impl TrainConfig {
             augment: Augment::None,
             test_every: (epochs / 10).max(1),
             seed,
+            device: DeviceName::Cpu,
         }
     }
 
@@ -132,6 +138,7 @@ impl TrainConfig {
             augment: Augment::Minimax,
             test_every: (epochs / 100).max(1),
             seed,
+            device: DeviceName::Cpu,
         }
     }
 

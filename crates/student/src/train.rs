@@ -49,6 +49,7 @@ fn make_batch(
     indices: &[usize],
     input: ImageShape,
     rng: &mut ChaCha8Rng,
+    device: &Device,
 ) -> Result<Batch, StudentError> {
     let n = indices.len();
     let (c, h, w) = (input.channels, input.height, input.width);
@@ -88,7 +89,7 @@ fn make_batch(
         }
     };
     Ok(Batch {
-        x: Tensor::from_vec(x, (n, c, h, w), &Device::Cpu)?,
+        x: Tensor::from_vec(x, (n, c, h, w), device)?,
         y,
         mix,
     })
@@ -96,7 +97,7 @@ fn make_batch(
 
 /// Cross-entropy, or for CutMix ratio * CE(y) + (1 - ratio) * CE(y_partner).
 fn loss(logits: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
-    let targets = |y: &[u32]| Tensor::new(y, &Device::Cpu);
+    let targets = |y: &[u32]| Tensor::new(y, logits.device());
     let ce = candle_nn::loss::cross_entropy(logits, &targets(&batch.y)?)?;
     match &batch.mix {
         None => Ok(ce),
@@ -163,7 +164,8 @@ pub fn train_and_test(
         input,
         num_classes: train.num_classes(),
     };
-    let net = Net::new(spec, cfg.seed)?;
+    let device = cfg.device.open()?;
+    let net = Net::new_on(spec, cfg.seed, &device)?;
     let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
     let mut optimizer = Optimizer::new(cfg.optimizer, vars)?;
     let normalization = Normalization::for_protocol(cfg.protocol, input.channels)?;
@@ -187,7 +189,7 @@ pub fn train_and_test(
         let batches = order.chunks(cfg.batch_size);
         let n_batches = batches.len();
         for indices in batches {
-            let batch = make_batch(cfg, train, &normalized, indices, input, &mut rng)?;
+            let batch = make_batch(cfg, train, &normalized, indices, input, &mut rng, &device)?;
             loss_sum += step(classifier.net(), &mut optimizer, &batch)? as f64;
         }
         let done = epoch + 1;

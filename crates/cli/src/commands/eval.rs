@@ -73,6 +73,10 @@ pub struct Args {
     /// `dmgd select --embedding` and `dmgd quality --classifier` read).
     #[arg(long)]
     pub save_nets: bool,
+    /// cpu, or cuda:N with a dmgd built with `--features cuda` (the students' own CPU kernels
+    /// give way to candle's ops there; another device is another run: other bits).
+    #[arg(long, default_value = "cpu")]
+    pub device: dmgd_kernels::DeviceName,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -84,6 +88,7 @@ pub enum OptimizerArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.open()?; // before any data is read
     let options = args.data.options();
     let test_resize = (args.protocol == Protocol::Minimax).then_some(Resize::CenterCrop(224));
     let test_source = DataSource::resolve(&args.test, &options, Split::Test, test_resize)?;
@@ -183,6 +188,7 @@ fn resolve_config(args: &Args, train: &[dmgd_data::ImageSet]) -> Result<TrainCon
         config.optimizer = TrainConfig::MINIMAX_SGD;
     }
     config.norm = args.norm;
+    config.device = args.device;
     config.augment = args.augment.unwrap_or(config.augment);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.test_every = args.test_every.unwrap_or(config.test_every);

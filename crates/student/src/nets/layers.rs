@@ -40,14 +40,17 @@ pub enum Init {
 pub struct Params<'a> {
     map: &'a VarMap,
     rng: &'a RefCell<ChaCha8Rng>,
+    device: &'a Device,
     prefix: String,
 }
 
 impl<'a> Params<'a> {
-    pub fn new(map: &'a VarMap, rng: &'a RefCell<ChaCha8Rng>) -> Self {
+    /// Parameters drawn on the CPU (the same values whatever the device), stored on `device`.
+    pub fn new(map: &'a VarMap, rng: &'a RefCell<ChaCha8Rng>, device: &'a Device) -> Self {
         Params {
             map,
             rng,
+            device,
             prefix: String::new(),
         }
     }
@@ -62,6 +65,7 @@ impl<'a> Params<'a> {
         Params {
             map: self.map,
             rng: self.rng,
+            device: self.device,
             prefix,
         }
     }
@@ -79,7 +83,7 @@ impl<'a> Params<'a> {
             }
             Init::Const(v) => vec![v; n],
         };
-        let var = Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+        let var = Var::from_tensor(&Tensor::from_vec(values, shape, self.device)?)?;
         let key = self.pp(name).prefix;
         let mut data = self.map.data().lock().expect("var map lock");
         if data.insert(key.clone(), var.clone()).is_some() {
@@ -200,7 +204,7 @@ impl Norm {
                 let c = batch_mean.len();
                 let m = BATCH_NORM_MOMENTUM;
                 let update = |running: &Var, batch: Vec<f32>| -> Result<()> {
-                    let batch = Tensor::from_vec(batch, c, &Device::Cpu)?;
+                    let batch = Tensor::from_vec(batch, c, running.device())?;
                     running.set(&((running.as_tensor() * (1.0 - m))? + (batch * m)?)?.detach())
                 };
                 update(mean, batch_mean)?;
@@ -247,7 +251,7 @@ mod tests {
     fn batch_norm_updates_and_uses_running_statistics() {
         let map = VarMap::new();
         let rng = RefCell::new(ChaCha8Rng::seed_from_u64(0));
-        let norm = Norm::new(&Params::new(&map, &rng), NormKind::Batch, 1).unwrap();
+        let norm = Norm::new(&Params::new(&map, &rng, &Device::Cpu), NormKind::Batch, 1).unwrap();
         // One channel, values 1, 3, 5, 7: mean 4, biased var 5, unbiased var 20/3.
         let x = Tensor::from_vec(vec![1f32, 3., 5., 7.], (2, 1, 2, 1), &Device::Cpu).unwrap();
         let y = norm

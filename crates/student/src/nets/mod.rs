@@ -106,9 +106,14 @@ impl Net {
     /// A freshly initialised net (PyTorch's default initialisation; the ResNets use the
     /// N(0, sqrt(2 / (k*k*C_out))) conv rule of the IDC code), drawn from `seed`.
     pub fn new(spec: NetSpec, seed: u64) -> Result<Self> {
+        Net::new_on(spec, seed, &candle_core::Device::Cpu)
+    }
+
+    /// `new` with the parameters on `device` (the same initial values as on the CPU).
+    pub fn new_on(spec: NetSpec, seed: u64, device: &candle_core::Device) -> Result<Self> {
         let vars = VarMap::new();
         let rng = RefCell::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let p = Params::new(&vars, &rng);
+        let p = Params::new(&vars, &rng, device);
         let (input, classes) = (spec.input, spec.num_classes);
         let body = match spec.arch {
             Arch::ConvNet { depth } => {
@@ -136,6 +141,14 @@ impl Net {
 
     pub fn spec(&self) -> NetSpec {
         self.spec
+    }
+
+    /// Where the parameters are.
+    pub fn device(&self) -> candle_core::Device {
+        let data = self.vars.data().lock().expect("var map lock");
+        data.values()
+            .next()
+            .map_or(candle_core::Device::Cpu, |v| v.device().clone())
     }
 
     /// Penultimate-layer embedding, (N, feature_dim). `train` selects batch statistics for
