@@ -4,12 +4,13 @@ use super::knobs::Knobs;
 use crate::dataset::DataArgs;
 use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
-use dmgd_data::DataSource;
+use dmgd_data::{DataError, DataSource};
 use dmgd_diffusion::autoencoder::{EncodeMode, SD_VAE_FACTOR};
 use dmgd_distill::config::DistillConfig;
 use dmgd_distill::config::Method;
 use dmgd_distill::models::Models;
 use dmgd_distill::pipeline::{Existing, Job};
+use dmgd_distill::random_subset::RandomError;
 use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
 use dmgd_distill::shard::Shard;
 use dmgd_distill::spec::{DataRecord, DistillSpec};
@@ -107,7 +108,15 @@ pub fn run(args: Args) -> Result<()> {
             .out
             .clone()
             .unwrap_or_else(|| spec.default_out(default_input));
-        dmgd_distill::random_subset::write(&real, &spec, &out, args.overwrite)?;
+        dmgd_distill::random_subset::write(&real, &spec, &out, args.overwrite).map_err(|e| {
+            let exists = matches!(e, RandomError::Data(DataError::OutputExists { .. }));
+            let e = anyhow::Error::new(e);
+            if exists {
+                e.context("pass --overwrite to replace it, or another --out")
+            } else {
+                e
+            }
+        })?;
         let images = real.num_classes() * spec.config.ipc;
         println!("{images} real images in {}", out.join(IMAGES_DIR).display());
         println!("picture: {}", out.join("grid.png").display());
