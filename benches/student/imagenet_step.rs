@@ -10,23 +10,9 @@ use dmgd_student::optim::{Optimizer, OptimizerKind};
 use dmgd_student::train::train_step;
 use std::time::Instant;
 
-/// CPU seconds (user + system) of this process, from /proc/self/stat (10 ms ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+#[path = "cpu_time.rs"]
+mod cpu_time;
+use cpu_time::cpu_seconds;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args()

@@ -7,25 +7,9 @@ use candle_core::{Device, Tensor, Var};
 use dmgd_kernels::{self as ops, ConvParams, NormParams, NormStats};
 use std::time::Instant;
 
-/// CPU seconds (user + system) used by this process so far, from /proc/self/stat. On a
-/// shared machine this is steadier than wall time: it does not count time spent waiting.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 10 ms).
-    (ticks(11) + ticks(12)) / 100.0
-}
+#[path = "cpu_time.rs"]
+mod cpu_time;
+use cpu_time::cpu_seconds;
 
 fn time(label: &str, mut f: impl FnMut()) {
     f();

@@ -4,122 +4,46 @@
 use std::process::Command;
 use toml::Value;
 
-/// For every key: the file's line(s), flags that set another value, and that value. Extra
-/// file lines keep a case valid (ddim samples plain DiT only).
-fn cases() -> Vec<(&'static str, &'static str, Vec<&'static str>, &'static str)> {
-    vec![
-        (
-            "method",
-            "method = \"mgd3\"",
-            vec!["--method", "dit"],
-            "\"dit\"",
-        ),
-        // Switches go one way: the file holds the other value.
-        (
-            "semantic",
-            "semantic = true",
-            vec!["--no-semantic"],
-            "false",
-        ),
-        (
-            "distribution",
-            "distribution = true",
-            vec!["--no-distribution"],
-            "false",
-        ),
-        ("ipc", "ipc = 3", vec!["--ipc", "7"], "7"),
-        ("seed", "seed = 3", vec!["--seed", "9"], "9"),
-        ("steps", "steps = 20", vec!["--steps", "30"], "30"),
-        (
-            "sampler",
-            "sampler = \"ddim\"\nmethod = \"dit\"",
-            vec!["--sampler", "ddpm"],
-            "\"ddpm\"",
-        ),
-        (
-            "cfg-scale",
-            "cfg-scale = 2.0",
-            vec!["--cfg-scale", "3.0"],
-            "3.0",
-        ),
-        (
-            "cfg-channels",
-            "cfg-channels = \"all-eps\"",
-            vec!["--cfg-channels", "first-three"],
-            "\"first-three\"",
-        ),
-        (
-            "clip-denoised",
-            "clip-denoised = \"yes\"",
-            vec!["--clip-denoised", "no"],
-            "\"no\"",
-        ),
-        (
-            "class-batch",
-            "class-batch = 2",
-            vec!["--class-batch", "5"],
-            "5",
-        ),
-        ("t-upper", "t-upper = 800", vec!["--t-upper", "950"], "950"),
-        ("t-lower", "t-lower = 400", vec!["--t-lower", "300"], "300"),
-        ("beta-n", "beta-n = 0.2", vec!["--beta-n", "0.3"], "0.3"),
-        ("beta-s", "beta-s = 0.2", vec!["--beta-s", "0.3"], "0.3"),
-        (
-            "noise",
-            "noise = \"gaussian\"",
-            vec!["--noise", "uniform"],
-            "\"uniform\"",
-        ),
-        (
-            "support-points",
-            "support-points = 5",
-            vec!["--support-points", "7"],
-            "7",
-        ),
-        (
-            "kmeans-iterations",
-            "kmeans-iterations = 5",
-            vec!["--kmeans-iterations", "7"],
-            "7",
-        ),
-        ("rho", "rho = 2.0", vec!["--rho", "-1"], "-1.0"),
-        (
-            "sinkhorn-eps",
-            "sinkhorn-eps = 0.2",
-            vec!["--sinkhorn-eps", "0.3"],
-            "0.3",
-        ),
-        (
-            "sinkhorn-iterations",
-            "sinkhorn-iterations = 7",
-            vec!["--sinkhorn-iterations", "9"],
-            "9",
-        ),
-        (
-            "sinkhorn-log-domain",
-            "sinkhorn-log-domain = false",
-            vec!["--sinkhorn-log-domain"],
-            "true",
-        ),
-        (
-            "ot-window",
-            "ot-window = [20, 40]",
-            vec!["--ot-window", "10,30"],
-            "[10, 30]",
-        ),
-        (
-            "mode-lambda",
-            "mode-lambda = 0.2",
-            vec!["--mode-lambda", "0.3"],
-            "0.3",
-        ),
-        (
-            "mode-stop",
-            "mode-stop = 20",
-            vec!["--mode-stop", "10"],
-            "10",
-        ),
-    ]
+/// For every key: the file's line(s) (`\n` between two), flags that set another value, and
+/// that value. An extra file line keeps a case valid (ddim samples plain DiT only).
+const CASES: &str = r#"
+method | method = "mgd3" | --method dit | "dit"
+semantic | semantic = true | --no-semantic | false
+distribution | distribution = true | --no-distribution | false
+ipc | ipc = 3 | --ipc 7 | 7
+seed | seed = 3 | --seed 9 | 9
+steps | steps = 20 | --steps 30 | 30
+sampler | sampler = "ddim"\nmethod = "dit" | --sampler ddpm | "ddpm"
+cfg-scale | cfg-scale = 2.0 | --cfg-scale 3.0 | 3.0
+cfg-channels | cfg-channels = "all-eps" | --cfg-channels first-three | "first-three"
+clip-denoised | clip-denoised = "yes" | --clip-denoised no | "no"
+class-batch | class-batch = 2 | --class-batch 5 | 5
+t-upper | t-upper = 800 | --t-upper 950 | 950
+t-lower | t-lower = 400 | --t-lower 300 | 300
+beta-n | beta-n = 0.2 | --beta-n 0.3 | 0.3
+beta-s | beta-s = 0.2 | --beta-s 0.3 | 0.3
+noise | noise = "gaussian" | --noise uniform | "uniform"
+support-points | support-points = 5 | --support-points 7 | 7
+kmeans-iterations | kmeans-iterations = 5 | --kmeans-iterations 7 | 7
+rho | rho = 2.0 | --rho -1 | -1.0
+sinkhorn-eps | sinkhorn-eps = 0.2 | --sinkhorn-eps 0.3 | 0.3
+sinkhorn-iterations | sinkhorn-iterations = 7 | --sinkhorn-iterations 9 | 9
+sinkhorn-log-domain | sinkhorn-log-domain = false | --sinkhorn-log-domain | true
+ot-window | ot-window = [20, 40] | --ot-window 10,30 | [10, 30]
+mode-lambda | mode-lambda = 0.2 | --mode-lambda 0.3 | 0.3
+mode-stop | mode-stop = 20 | --mode-stop 10 | 10
+"#;
+
+fn cases() -> Vec<(String, String, Vec<String>, String)> {
+    CASES
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split(" | ").collect();
+            let flags = f[2].split_whitespace().map(String::from).collect();
+            (f[0].into(), f[1].replace("\\n", "\n"), flags, f[3].into())
+        })
+        .collect()
 }
 
 /// The settings `dmgd distill <flags> --print-config` resolves to.
@@ -152,13 +76,15 @@ fn flags_beat_the_file_and_the_file_beats_the_defaults_for_every_key() {
     let cases = cases();
     for key in defaults.keys() {
         assert!(
-            cases.iter().any(|c| c.0 == key),
+            cases.iter().any(|c| &c.0 == key),
             "key {key} has no precedence case"
         );
     }
     for (key, file, flags, flag_value) in cases {
+        let (key, file) = (key.as_str(), file.as_str());
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let from_file = toml::from_str::<toml::Table>(file).unwrap()[key].clone();
-        let flag_value = value(flag_value);
+        let flag_value = value(&flag_value);
         assert_ne!(
             flag_value, from_file,
             "{key}: the case must tell the three apart"

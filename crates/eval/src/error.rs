@@ -29,12 +29,6 @@ pub enum EvalError {
     NoEmbedding {
         method: dmgd_distill::coreset::CoresetMethod,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Manifest(#[from] dmgd_run::ManifestError),
     #[error(transparent)]
@@ -47,9 +41,6 @@ pub enum EvalError {
 
 impl EvalError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        EvalError::Io {
-            path: path.into(),
-            source,
-        }
+        EvalError::Data(dmgd_data::DataError::io(path, source))
     }
 }

@@ -1,5 +1,6 @@
 //! Helpers of the kernels' tests: seeded inputs and the distance between two results.
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 
 /// A standard-normal tensor from `seed`.
@@ -25,4 +26,9 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+/// The gradients of sum(y * probe): a backward pass with `probe` as the upstream gradient.
+pub fn probe_grads(y: &Tensor, probe: &Tensor) -> GradStore {
+    (y * probe).unwrap().sum_all().unwrap().backward().unwrap()
 }
