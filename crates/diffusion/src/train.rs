@@ -185,11 +185,11 @@ impl Trainer {
     }
 
     /// Reopens a run directory written by `save`; the settings come from the directory, except
-    /// `steps` (the new total) and `checkpoint_every`.
+    /// `steps` (a new total) and `checkpoint_every` when given.
     pub fn resume(
         dir: &Path,
-        steps: usize,
-        checkpoint_every: usize,
+        steps: Option<usize>,
+        checkpoint_every: Option<usize>,
         device: &Device,
     ) -> Result<Self> {
         let state_json = dir.join(STATE_CONFIG_FILE);
@@ -201,8 +201,8 @@ impl Trainer {
                 source,
             })?;
         let mut config = state.config;
-        config.steps = steps;
-        config.checkpoint_every = checkpoint_every;
+        config.steps = steps.unwrap_or(config.steps);
+        config.checkpoint_every = checkpoint_every.unwrap_or(config.checkpoint_every);
         let mut trainer = Trainer::new(config, device)?;
         let path = dir.join(STATE_FILE);
         let tensors = candle_core::safetensors::load(&path, device).map_err(|source| {

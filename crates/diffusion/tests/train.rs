@@ -84,7 +84,10 @@ fn resuming_equals_training_straight_through() {
 
     let mut first = Trainer::new(config(2, &data), &Device::Cpu).unwrap();
     first.train(&data, b.path(), |_| {}).unwrap();
-    let mut resumed = Trainer::resume(b.path(), 4, 2, &Device::Cpu).unwrap();
+    // Settings not given again are the run's own: its total of 2 stays until a new one is given.
+    let kept = Trainer::resume(b.path(), None, None, &Device::Cpu).unwrap();
+    assert_eq!((kept.config.steps, kept.config.checkpoint_every), (2, 2));
+    let mut resumed = Trainer::resume(b.path(), Some(4), None, &Device::Cpu).unwrap();
     assert_eq!(resumed.step, 2);
     let mut resumed_losses = Vec::new();
     resumed

@@ -30,12 +30,13 @@ pub struct Args {
     /// the new total, and --checkpoint-every may be given).
     #[arg(long)]
     resume: bool,
-    /// Total optimizer steps (with --resume: the new total).
-    #[arg(long, default_value_t = 20_000)]
-    steps: usize,
-    /// Write a checkpoint every this many steps (and at the end).
-    #[arg(long, default_value_t = 200)]
-    checkpoint_every: usize,
+    /// Total optimizer steps [default: 20000; with --resume: the run's own, or a new total].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Write a checkpoint every this many steps, and at the end [default: 200; with --resume:
+    /// the run's own].
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
     /// DiT preset (`DiT-Ti/4`, `DiT-S/2`, ...; see the error message for the list).
     #[arg(long, default_value = "DiT-Ti/4", conflicts_with = "resume")]
     preset: String,
@@ -117,14 +118,14 @@ pub fn run(args: Args) -> Result<()> {
         let config = TrainConfig {
             model,
             batch_size: args.batch_size,
-            steps: args.steps,
+            steps: args.steps.unwrap_or(20_000),
             lr: args.lr,
             weight_decay: args.weight_decay,
             ema_decay: args.ema_decay,
             class_dropout_prob: args.class_dropout_prob,
             horizontal_flip: args.horizontal_flip,
             seed: args.seed,
-            checkpoint_every: args.checkpoint_every,
+            checkpoint_every: args.checkpoint_every.unwrap_or(200),
             snapshot_every: args.snapshot_every,
             holdout_per_class: args.holdout_per_class,
             dataset_fingerprint: data.fingerprint(),
