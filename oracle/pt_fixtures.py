@@ -3,8 +3,9 @@ crates/diffusion/tests/checkpoint.rs (written to crates/diffusion/tests/fixtures
 
     ${PYTHON:-python3} oracle/pt_fixtures.py
 
-- dit_tiny.pt: the tiny oracle DiT (dit_tiny.safetensors) saved by torch.save as an OrderedDict,
-  the layout of the official DiT checkpoints.
+- dit_tiny.pt: the tiny oracle DiT (dit_tiny.safetensors) saved by torch.save as an OrderedDict
+  with the `_metadata` attribute that `Module.state_dict()` gives it: the layout of the official
+  DiT checkpoints (torch.save of a state dict).
 - dit_tiny_train.pt: a training checkpoint as DiT's train.py (and MinimaxDiffusion's
   fine-tuning) save it: {"model", "ema", "opt", "args"}, `args` an argparse.Namespace. Its
   "ema" is dit_tiny; its "model" is dit_tiny with every weight + 1, to tell them apart.
@@ -30,7 +31,9 @@ class Evil:
 
 def main():
     sd = load_file(OUT / "dit_tiny.safetensors")
-    torch.save(collections.OrderedDict(sorted(sd.items())), OUT / "dit_tiny.pt")
+    state_dict = collections.OrderedDict(sorted(sd.items()))
+    state_dict._metadata = collections.OrderedDict([("", {"version": 1})])
+    torch.save(state_dict, OUT / "dit_tiny.pt")
     torch.save({"x_embedder.proj.weight": torch.zeros(1), "payload": Evil()}, OUT / "evil.pt")
 
     ema = collections.OrderedDict(sorted(sd.items()))

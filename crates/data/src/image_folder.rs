@@ -263,7 +263,10 @@ fn load_one(
     let img = match resize {
         Resize::Keep => img,
         Resize::AdmCenterCrop(size) => adm_center_crop(&to_rgb(img), size).into(),
-        Resize::CenterCrop(size) => resize_center_crop(&to_rgb(img), size).into(),
+        Resize::CenterCrop(size) => resize_center_crop(&to_rgb(img), size, size).into(),
+        Resize::CenterCropOf { short, size } => {
+            resize_center_crop(&to_rgb(img), short, size).into()
+        }
     };
     let (w, h) = (img.width(), img.height());
     let plane = (w * h) as usize;

@@ -13,6 +13,9 @@ pub enum Resize {
     AdmCenterCrop(usize),
     /// Short side to `size` with bilinear filtering, then center crop (evaluation).
     CenterCrop(usize),
+    /// Short side to `short` (bilinear), then a centred `size` crop (RDED's test images:
+    /// 256, then 224).
+    CenterCropOf { short: usize, size: usize },
 }
 
 /// ADM center crop: while the short side >= 2 x size, halve with a BOX filter; then resize
@@ -29,11 +32,11 @@ pub fn adm_center_crop(img: &RgbImage, size: usize) -> RgbImage {
     crop_center(&img, size)
 }
 
-/// Short side to `size` (bilinear), then a centred `size` x `size` crop.
-pub fn resize_center_crop(img: &RgbImage, size: usize) -> RgbImage {
-    let scale = size as f64 / img.width().min(img.height()) as f64;
-    let w = ((img.width() as f64 * scale).round() as u32).max(size as u32);
-    let h = ((img.height() as f64 * scale).round() as u32).max(size as u32);
+/// Short side to `short` (bilinear), then a centred `size` x `size` crop (`size` <= `short`).
+pub fn resize_center_crop(img: &RgbImage, short: usize, size: usize) -> RgbImage {
+    let scale = short as f64 / img.width().min(img.height()) as f64;
+    let w = ((img.width() as f64 * scale).round() as u32).max(short as u32);
+    let h = ((img.height() as f64 * scale).round() as u32).max(short as u32);
     let img = image::imageops::resize(img, w, h, FilterType::Triangle);
     crop_center(&img, size)
 }
@@ -120,5 +123,26 @@ mod tests {
         // 375 -> 187 -> 93 (two BOX halvings, since 93 < 128), then bicubic to a short side of 64.
         let out = adm_center_crop(&RgbImage::new(256, 300), 256);
         assert_eq!((out.width(), out.height()), (256, 256));
+    }
+
+    /// RDED's test transform: short side 256 (here already), then the centred 224 crop, which
+    /// starts (400 - 224) / 2 = 88 columns in: columns 88..312 of the image.
+    #[test]
+    fn center_crop_of_a_resized_image_keeps_the_middle() {
+        let img = RgbImage::from_fn(400, 256, |x, _| {
+            image::Rgb([if x < 200 { 0 } else { 255 }; 3])
+        });
+        let out = resize_center_crop(&img, 256, 224);
+        assert_eq!((out.width(), out.height()), (224, 224));
+        assert_eq!(
+            (out.get_pixel(111, 5)[0], out.get_pixel(112, 5)[0]),
+            (0, 255)
+        );
+        // From 512 x 800 the short side halves first: the same picture.
+        let big = RgbImage::from_fn(800, 512, |x, _| {
+            image::Rgb([if x < 400 { 0 } else { 255 }; 3])
+        });
+        let out = resize_center_crop(&big, 256, 224);
+        assert_eq!((out.get_pixel(0, 0)[0], out.get_pixel(223, 0)[0]), (0, 255));
     }
 }

@@ -173,7 +173,8 @@ pub fn check_pickle_globals(path: &Path) -> Result<()> {
 
 /// The entries of a training checkpoint: `torch.save` of a dict whose values include state
 /// dicts, as DiT's `train.py` and MinimaxDiffusion's fine-tuning write
-/// `{"model", "ema", "opt", "args"}`. None for a plain state dict (its values are tensors).
+/// `{"model", "ema", "opt", "args"}`. None for a plain state dict (its values are tensors,
+/// beside the `_metadata` dict that `Module.state_dict()` attaches and torch.save keeps).
 pub fn training_entries(path: &Path) -> Result<Option<Vec<String>>> {
     let bad = |reason: String| DiffusionError::BadCheckpoint {
         path: path.into(),
@@ -203,7 +204,7 @@ pub fn training_entries(path: &Path) -> Result<Option<Vec<String>>> {
     let mut entries: Vec<String> = items
         .iter()
         .filter_map(|(key, value)| match (key, value) {
-            (Object::Unicode(k), Object::Dict(_)) => Some(k.clone()),
+            (Object::Unicode(k), Object::Dict(_)) if k != "_metadata" => Some(k.clone()),
             _ => None,
         })
         .collect();

@@ -21,13 +21,19 @@ pub enum EvalError {
         reference: String,
         expected: String,
     },
-    #[error("the sets have {ipcs:?} images per class, and the minimax protocol's epochs follow the IPC: evaluate them separately or set the epochs")]
+    #[error("the sets have {ipcs:?} images per class, and the protocol's defaults follow the IPC (minimax: the epochs, rded: the batch size): evaluate them separately or set them")]
     MixedIpc { ipcs: Vec<usize> },
     #[error("a Fréchet distance needs at least 2 images, {set} has {count}")]
     TooFewImages { set: String, count: usize },
     #[error("{method:?} selection needs an embedding network")]
     NoEmbedding {
         method: dmgd_distill::coreset::CoresetMethod,
+    },
+    #[error("teacher {path}: {source}")]
+    TeacherFile {
+        path: PathBuf,
+        #[source]
+        source: dmgd_diffusion::DiffusionError,
     },
     #[error(transparent)]
     Manifest(#[from] dmgd_run::ManifestError),

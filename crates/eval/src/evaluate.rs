@@ -8,7 +8,7 @@ use crate::networks::{self, Expected, FinishedNetwork};
 use crate::{EvalError, SetRecord};
 use dmgd_data::ImageSet;
 use dmgd_run::{Existing, Manifest, ManifestError, MANIFEST_FILE};
-use dmgd_student::{Progress, RunReport, Summary, TrainConfig};
+use dmgd_student::{train_and_test_with, Progress, RunReport, Summary, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,13 +36,14 @@ impl EvalSpec {
         }
     }
 
-    /// `runs/eval-<set>-<net>-<protocol>-<hash>`: `set_name` names the first set for reading;
-    /// the hash of the whole spec (the sets' fingerprints included) keeps two different
-    /// evaluations out of one folder.
+    /// `runs/eval-<set>-<net>-<protocol>[-soft]-<hash>`: `set_name` names the first set for
+    /// reading; the hash of the whole spec (the sets' fingerprints included) keeps two
+    /// different evaluations out of one folder.
     pub fn default_out(&self, set_name: &str) -> PathBuf {
         let c = &self.config;
+        let soft = if c.soft_labels.is_some() { "-soft" } else { "" };
         let name = format!(
-            "eval-{set_name}-{}-{}-{}",
+            "eval-{set_name}-{}-{}{soft}-{}",
             c.net,
             serde_name(&c.protocol),
             dmgd_run::spec_hash(self)
@@ -61,6 +62,8 @@ pub struct Evaluation<'a> {
     pub existing: Existing,
     /// Keep each trained network as `out/net-set<s>-run<r>.safetensors`.
     pub save_nets: bool,
+    /// The teacher of `spec.config.soft_labels` (`teacher::load`), on the students' device.
+    pub teacher: Option<&'a dmgd_student::Net>,
 }
 
 /// What `evaluate` tells its caller as it goes (0-based set and run).
@@ -189,7 +192,7 @@ pub fn evaluate(
                     continue;
                 }
             }
-            let trained = dmgd_student::train_and_test(set, job.test, &config, &mut |p| {
+            let trained = train_and_test_with(set, job.test, &config, job.teacher, &mut |p| {
                 on_event(Event::Epoch {
                     set: s,
                     run: r,
@@ -329,6 +332,18 @@ pub fn markdown_table(result: &EvalResult) -> String {
         "\nmean ± sample std over fresh networks; best = best test accuracy over the tested epochs (optimistic). {:.0} s in all.",
         result.seconds
     );
+    if let Some(soft) = &c.soft_labels {
+        let t = &soft.teacher;
+        let _ = writeln!(
+            s,
+            "Soft labels: every training batch labelled by the teacher {} ({} norm) of {} (sha256 {}), temperature {}.",
+            t.net,
+            serde_name(&t.norm),
+            t.path,
+            &t.sha256[..12.min(t.sha256.len())],
+            soft.temperature
+        );
+    }
     if result.resumed_networks > 0 {
         let _ = writeln!(
             s,

@@ -30,6 +30,8 @@ impl OptimizerKind {
 /// torch SGD: g = grad + wd * p; buf = g on the first step, else momentum * buf + g; p -= lr * buf.
 pub struct Sgd {
     vars: Vec<Var>,
+    /// Whether each variable is decayed (a torch parameter group with weight_decay 0 if not).
+    decays: Vec<bool>,
     buffers: Vec<Option<Tensor>>,
     lr: f64,
     momentum: f64,
@@ -37,10 +39,17 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    pub fn new(vars: Vec<Var>, lr: f64, momentum: f64, weight_decay: f64) -> Self {
+    pub fn new(
+        vars: Vec<Var>,
+        decays: Vec<bool>,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> Self {
         let buffers = vec![None; vars.len()];
         Sgd {
             vars,
+            decays,
             buffers,
             lr,
             momentum,
@@ -49,11 +58,11 @@ impl Sgd {
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        for (var, buffer) in self.vars.iter().zip(&mut self.buffers) {
+        for ((var, buffer), &decay) in self.vars.iter().zip(&mut self.buffers).zip(&self.decays) {
             let Some(grad) = grads.get(var) else { continue };
             // Detached: a buffer that kept the graph alive grew one run to 24 GB (docs/BENCH-student.md).
             let mut g = grad.detach();
-            if self.weight_decay != 0.0 {
+            if decay && self.weight_decay != 0.0 {
                 g = (g + (var.as_tensor().detach() * self.weight_decay)?)?;
             }
             if self.momentum != 0.0 {
@@ -72,6 +81,7 @@ impl Sgd {
 /// AdamW over a set of variables: its moments and step count.
 pub struct AdamWState {
     vars: Vec<Var>,
+    decays: Vec<bool>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     step: i32,
@@ -80,12 +90,13 @@ pub struct AdamWState {
 }
 
 impl AdamWState {
-    pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self> {
+    pub fn new(vars: Vec<Var>, decays: Vec<bool>, lr: f64, weight_decay: f64) -> Result<Self> {
         let zeros = |var: &Var| var.as_tensor().zeros_like();
         let m = vars.iter().map(zeros).collect::<Result<Vec<_>>>()?;
         let v = vars.iter().map(zeros).collect::<Result<Vec<_>>>()?;
         Ok(AdamWState {
             vars,
+            decays,
             m,
             v,
             step: 0,
@@ -105,9 +116,14 @@ impl AdamWState {
             eps: 1e-8,
             step: self.step,
         };
+        let undecayed = AdamW {
+            weight_decay: 0.0,
+            ..adamw
+        };
         for (k, var) in self.vars.iter().enumerate() {
             if let Some(g) = grads.get(var) {
-                adamw.update(var, &mut self.m[k], &mut self.v[k], &g.detach())?;
+                let rule = if self.decays[k] { &adamw } else { &undecayed };
+                rule.update(var, &mut self.m[k], &mut self.v[k], &g.detach())?;
             }
         }
         Ok(())
@@ -121,15 +137,24 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// Every variable decayed.
     pub fn new(kind: OptimizerKind, vars: Vec<Var>) -> Result<Self> {
+        let decays = vec![true; vars.len()];
+        Self::with_decays(kind, vars, decays)
+    }
+
+    /// Weight decay only on the variables whose entry of `decays` is true (the others form a
+    /// torch parameter group with weight_decay 0).
+    pub fn with_decays(kind: OptimizerKind, vars: Vec<Var>, decays: Vec<bool>) -> Result<Self> {
+        assert_eq!(vars.len(), decays.len(), "one decay flag per variable");
         Ok(match kind {
             OptimizerKind::Sgd {
                 lr,
                 momentum,
                 weight_decay,
-            } => Optimizer::Sgd(Sgd::new(vars, lr, momentum, weight_decay)),
+            } => Optimizer::Sgd(Sgd::new(vars, decays, lr, momentum, weight_decay)),
             OptimizerKind::AdamW { lr, weight_decay } => {
-                Optimizer::AdamW(AdamWState::new(vars, lr, weight_decay)?)
+                Optimizer::AdamW(AdamWState::new(vars, decays, lr, weight_decay)?)
             }
         })
     }
@@ -203,6 +228,51 @@ mod tests {
                 assert!(!sgd.buffers[0].as_ref().unwrap().track_op());
             }
         }
+    }
+
+    /// A variable left out of decay moves as under weight decay 0, one decayed as under the
+    /// full rate: two parameter groups in one optimiser equal two separate optimisers.
+    #[test]
+    fn decay_applies_only_where_asked() {
+        let run = |vars: Vec<Var>, decays: Vec<bool>, wd: f64| {
+            for kind in [
+                OptimizerKind::AdamW {
+                    lr: 0.1,
+                    weight_decay: wd,
+                },
+                OptimizerKind::Sgd {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    weight_decay: wd,
+                },
+            ] {
+                let fresh: Vec<Var> = vars
+                    .iter()
+                    .map(|v| Var::from_tensor(&v.as_tensor().copy().unwrap()).unwrap())
+                    .collect();
+                let mut opt = Optimizer::with_decays(kind, fresh.clone(), decays.clone()).unwrap();
+                for _ in 0..3 {
+                    let mut loss = Tensor::new(0f32, &Device::Cpu).unwrap();
+                    for v in &fresh {
+                        loss = (loss + v.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+                    }
+                    opt.step(&loss.backward().unwrap()).unwrap();
+                }
+                vars.iter()
+                    .zip(&fresh)
+                    .for_each(|(v, f)| v.set(f.as_tensor()).unwrap());
+            }
+            vars.iter()
+                .map(|v| v.as_tensor().to_vec1::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let var = |x: &[f32]| Var::new(x, &Device::Cpu).unwrap();
+        let (a, b) = ([1.0f32, -2.0], [0.5f32, 3.0]);
+        let grouped = run(vec![var(&a), var(&b)], vec![true, false], 0.5);
+        let decayed = run(vec![var(&a)], vec![true], 0.5);
+        let plain = run(vec![var(&b)], vec![true], 0.0);
+        assert_eq!(grouped, vec![decayed[0].clone(), plain[0].clone()]);
+        assert_ne!(grouped[1], run(vec![var(&b)], vec![true], 0.5)[0]);
     }
 
     /// The in-place AdamW gives candle's own AdamW, bit for bit (the students used it before).

@@ -21,15 +21,16 @@ pub struct Normalization {
 }
 
 impl Normalization {
-    /// DC: Fashion-MNIST statistics for 1 channel (CIFAR-10's for 3); Minimax: ImageNet's.
+    /// DC: Fashion-MNIST statistics for 1 channel (CIFAR-10's for 3); Minimax: ImageNet's;
+    /// RDED: Fashion-MNIST's for 1 channel, ImageNet's for 3.
     pub fn for_protocol(protocol: Protocol, channels: usize) -> Result<Self, StudentError> {
         let (mean, std): (&[f32], &[f32]) = match (protocol, channels) {
-            (Protocol::Dc, 1) => (
+            (Protocol::Dc | Protocol::Rded, 1) => (
                 &[dmgd_data::fashion_mnist::MEAN],
                 &[dmgd_data::fashion_mnist::STD],
             ),
             (Protocol::Dc, 3) => (&CIFAR10_MEAN, &CIFAR10_STD),
-            (Protocol::Minimax, 3) => (&IMAGENET_MEAN, &IMAGENET_STD),
+            (Protocol::Minimax | Protocol::Rded, 3) => (&IMAGENET_MEAN, &IMAGENET_STD),
             _ => {
                 return Err(StudentError::InvalidConfig {
                     reason: format!(

@@ -18,6 +18,6 @@ pub use classifier::{Classifier, Normalization};
 pub use dmgd_kernels::optim::{self, OptimizerKind};
 pub use error::StudentError;
 pub use nets::{Arch, Net, NetSpec, NormKind};
-pub use protocol::{Augment, Protocol, TrainConfig};
+pub use protocol::{Augment, Protocol, SoftLabels, Teacher, TrainConfig};
 pub use report::{Progress, RunReport, Summary};
-pub use train::{train_and_test, Trained};
+pub use train::{train_and_test, train_and_test_with, Trained};

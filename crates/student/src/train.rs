@@ -1,11 +1,13 @@
 //! Training a fresh student on a (distilled) set and testing it: the recipe every protocol
-//! shares, with augmentation and schedule taken from the `TrainConfig`.
+//! shares, with augmentation and schedule taken from the `TrainConfig`, and hard labels or a
+//! teacher's soft ones.
 
-use crate::augment::{dsa, minimax};
+use crate::augment::{dsa, minimax, rded};
 use crate::classifier::{Classifier, Normalization};
 use crate::nets::{Net, NetSpec};
 use crate::protocol::{Augment, TrainConfig};
 use crate::report::{Progress, RunReport};
+use crate::soft_label::soft_label_kl;
 use crate::StudentError;
 use candle_core::{Device, Tensor};
 use dmgd_data::{ImageSet, ImageShape};
@@ -22,15 +24,18 @@ pub struct Trained {
     pub classifier: Classifier,
 }
 
-/// The input the net sees: the training images' shape (DC) or 3 x 224 x 224 crops (Minimax).
-fn net_input(cfg: &TrainConfig, train: &ImageSet) -> ImageShape {
+/// The input the net sees: the training images' shape (DC), 224 x 224 crops (Minimax), or
+/// crops of `rded::crop_size` (RDED). The test images must have this shape.
+pub fn net_input(cfg: &TrainConfig, train: ImageShape) -> ImageShape {
+    let square = |size| ImageShape {
+        channels: train.channels,
+        height: size,
+        width: size,
+    };
     match cfg.augment {
-        Augment::Minimax => ImageShape {
-            channels: train.shape.channels,
-            height: minimax::CROP_SIZE,
-            width: minimax::CROP_SIZE,
-        },
-        Augment::None | Augment::Dsa => train.shape,
+        Augment::Minimax => square(minimax::CROP_SIZE),
+        Augment::Rded => square(rded::crop_size(train.height.min(train.width))),
+        Augment::None | Augment::Dsa => train,
     }
 }
 
@@ -45,6 +50,7 @@ struct Batch {
 fn make_batch(
     cfg: &TrainConfig,
     train: &ImageSet,
+    normalization: &Normalization,
     normalized: &[f32],
     indices: &[usize],
     input: ImageShape,
@@ -66,20 +72,25 @@ fn make_batch(
             }
             (x, None)
         }
-        Augment::Minimax => {
+        Augment::Minimax | Augment::Rded => {
             let s = train.shape;
             let seeds: Vec<u64> = (0..n).map(|_| rng.gen()).collect();
             let images: Vec<Vec<f32>> = indices
                 .par_iter()
                 .zip(seeds)
                 .map(|(&i, seed)| {
-                    minimax::transform(
-                        train.image(i),
-                        s.channels,
-                        s.height,
-                        s.width,
-                        &mut ChaCha8Rng::seed_from_u64(seed),
-                    )
+                    let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+                    let (c, h, w) = (s.channels, s.height, s.width);
+                    match cfg.augment {
+                        Augment::Rded => rded::transform(
+                            train.image(i),
+                            (c, h, w),
+                            input.height,
+                            normalization,
+                            rng,
+                        ),
+                        _ => minimax::transform(train.image(i), c, h, w, rng),
+                    }
                 })
                 .collect();
             let mut x = images.concat();
@@ -95,8 +106,20 @@ fn make_batch(
     })
 }
 
-/// Cross-entropy, or for CutMix ratio * CE(y) + (1 - ratio) * CE(y_partner).
-fn loss(logits: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
+/// The frozen teacher of soft-label training and its temperature.
+#[derive(Clone, Copy)]
+pub struct SoftTargets<'a> {
+    pub teacher: &'a Net,
+    pub temperature: f64,
+}
+
+/// Soft labels: KL to the teacher's tempered softmax of the same (mixed) batch. Hard labels:
+/// cross-entropy, or for CutMix ratio * CE(y) + (1 - ratio) * CE(y_partner).
+fn loss(logits: &Tensor, batch: &Batch, soft: Option<SoftTargets>) -> candle_core::Result<Tensor> {
+    if let Some(soft) = soft {
+        let teacher = soft.teacher.forward(&batch.x, false)?.detach();
+        return soft_label_kl(logits, &teacher, soft.temperature);
+    }
     let targets = |y: &[u32]| Tensor::new(y, logits.device());
     let ce = candle_nn::loss::cross_entropy(logits, &targets(&batch.y)?)?;
     match &batch.mix {
@@ -120,28 +143,45 @@ pub fn train_step(
         y: y.to_vec(),
         mix: None,
     };
-    step(net, optimizer, &batch)
+    step(net, optimizer, &batch, None)
 }
 
-fn step(net: &Net, optimizer: &mut Optimizer, batch: &Batch) -> Result<f32, StudentError> {
+fn step(
+    net: &Net,
+    optimizer: &mut Optimizer,
+    batch: &Batch,
+    soft: Option<SoftTargets>,
+) -> Result<f32, StudentError> {
     let logits = net.forward(&batch.x, true)?; // (N, classes)
-    let loss = loss(&logits, batch)?;
+    let loss = loss(&logits, batch, soft)?;
     let grads = loss.backward()?;
     optimizer.step(&grads)?;
     Ok(loss.to_scalar::<f32>()?)
 }
 
-/// Trains a fresh `cfg.net` on `train` and measures its accuracy on `test` every
-/// `cfg.test_every` epochs and after the last one.
+/// Trains a fresh `cfg.net` on `train` with hard labels and measures its accuracy on `test`
+/// when `cfg.tests_after` says (always after the last epoch).
 pub fn train_and_test(
     train: &ImageSet,
     test: &ImageSet,
     cfg: &TrainConfig,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Trained, StudentError> {
+    train_and_test_with(train, test, cfg, None, progress)
+}
+
+/// `train_and_test`, with the soft labels of `teacher` when `cfg.soft_labels` asks for them
+/// (the teacher must take the student's input and classes, on the student's device).
+pub fn train_and_test_with(
+    train: &ImageSet,
+    test: &ImageSet,
+    cfg: &TrainConfig,
+    teacher: Option<&Net>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained, StudentError> {
     cfg.validate()?;
     let started = Instant::now();
-    let input = net_input(cfg, train);
+    let input = net_input(cfg, train.shape);
     let mismatch = |reason: &str| StudentError::MismatchedSets {
         train: format!("{} x {}", train.len(), train.shape),
         test: format!("{} x {}", test.len(), test.shape),
@@ -156,6 +196,30 @@ pub fn train_and_test(
     if train.is_empty() {
         return Err(mismatch("the training set is empty"));
     }
+    let soft = match (&cfg.soft_labels, teacher) {
+        (None, None) => None,
+        (Some(soft), Some(teacher)) => {
+            let want = (input, train.num_classes());
+            let spec = teacher.spec();
+            if (spec.input, spec.num_classes) != want {
+                return Err(StudentError::InvalidConfig {
+                    reason: format!(
+                        "the teacher takes {} images of {} classes; the student {} images of {}",
+                        spec.input, spec.num_classes, want.0, want.1
+                    ),
+                });
+            }
+            Some(SoftTargets {
+                teacher,
+                temperature: soft.temperature,
+            })
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(StudentError::InvalidConfig {
+                reason: "soft labels need both the config's soft-labels and a teacher".into(),
+            })
+        }
+    };
 
     // Build the net and optimiser:
     let spec = NetSpec {
@@ -166,11 +230,18 @@ pub fn train_and_test(
     };
     let device = cfg.device.open()?;
     let net = Net::new_on(spec, cfg.seed, &device)?;
-    let vars = net.trainable().into_iter().map(|(_, v)| v).collect();
-    let mut optimizer = Optimizer::new(cfg.optimizer, vars)?;
+    let (vars, decays) = net
+        .trainable()
+        .into_iter()
+        .map(|(name, v)| {
+            let decay = cfg.decays(&name, v.rank());
+            (v, decay)
+        })
+        .unzip();
+    let mut optimizer = Optimizer::with_decays(cfg.optimizer, vars, decays)?;
     let normalization = Normalization::for_protocol(cfg.protocol, input.channels)?;
     let normalized = match cfg.augment {
-        Augment::Minimax => Vec::new(), // normalised per crop
+        Augment::Minimax | Augment::Rded => Vec::new(), // normalised per crop
         Augment::None | Augment::Dsa => normalization.apply(train),
     };
     let classifier = Classifier::new(net, normalization);
@@ -189,11 +260,20 @@ pub fn train_and_test(
         let batches = order.chunks(cfg.batch_size);
         let n_batches = batches.len();
         for indices in batches {
-            let batch = make_batch(cfg, train, &normalized, indices, input, &mut rng, &device)?;
-            loss_sum += step(classifier.net(), &mut optimizer, &batch)? as f64;
+            let batch = make_batch(
+                cfg,
+                train,
+                classifier.normalization(),
+                &normalized,
+                indices,
+                input,
+                &mut rng,
+                &device,
+            )?;
+            loss_sum += step(classifier.net(), &mut optimizer, &batch, soft)? as f64;
         }
         let done = epoch + 1;
-        let test_accuracy = if done % cfg.test_every == 0 || done == cfg.epochs {
+        let test_accuracy = if cfg.tests_after(done) {
             let acc = classifier.accuracy(test)?;
             curve.push((done, acc));
             Some(acc)

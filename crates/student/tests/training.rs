@@ -5,9 +5,9 @@ use candle_core::{Device, Tensor};
 use dmgd_data::{ImageSet, ImageShape};
 use dmgd_student::nets::{Arch, Net, NetSpec, NormKind};
 use dmgd_student::optim::{Optimizer, OptimizerKind};
-use dmgd_student::protocol::{Augment, Protocol, TrainConfig};
+use dmgd_student::protocol::{Augment, Protocol, SoftLabels, Teacher, TrainConfig};
 use dmgd_student::train::train_step;
-use dmgd_student::{train_and_test, Classifier, Summary};
+use dmgd_student::{train_and_test, train_and_test_with, Classifier, Summary};
 use rand::{Rng, SeedableRng};
 
 /// Two classes: class 0 is bright on the left half, class 1 on the right, plus noise.
@@ -177,4 +177,74 @@ fn minimax_protocol_runs_on_224_px_crops() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("3x240x256"), "{err}");
+}
+
+/// Soft labels replace the set's labels by the teacher's: on a set whose labels are all wrong,
+/// a student taught by a teacher that knows the classes still learns them, where hard labels
+/// teach it the opposite. The same seed gives the same run.
+#[test]
+fn soft_labels_teach_what_the_teacher_knows() {
+    let shape = ImageShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    // Top and bottom halves (the halves transposed): the horizontal flips of the RDED
+    // augmentation keep each image's class.
+    let transposed = |mut set: ImageSet| {
+        let (h, w) = (shape.height, shape.width);
+        for image in set.pixels.chunks_mut(h * w) {
+            let copy = image.to_vec();
+            for y in 0..h {
+                for x in 0..w {
+                    image[y * w + x] = copy[x * w + y];
+                }
+            }
+        }
+        set
+    };
+    let (train, test) = (
+        transposed(halves(20, shape, 1)),
+        transposed(halves(200, shape, 2)),
+    );
+    let net = Arch::ConvNet { depth: 3 };
+    let teacher = train_and_test(&train, &test, &TrainConfig::dc(net, 10, 0), &mut |_| {})
+        .unwrap()
+        .classifier;
+    assert!(teacher.accuracy(&test).unwrap() >= 90.0);
+    let mut mislabelled = train.clone();
+    mislabelled.labels.iter_mut().for_each(|y| *y = 1 - *y);
+
+    let hard = TrainConfig::rded(net, 10, 2, 0).with_epochs(10);
+    assert_eq!(hard.batch_size, 20); // 50 at IPC 10, capped by the set
+    let taught_wrong = train_and_test(&mislabelled, &test, &hard, &mut |_| {}).unwrap();
+    assert!(
+        taught_wrong.report.final_accuracy <= 10.0,
+        "{:?}",
+        taught_wrong.report.curve
+    );
+
+    let soft = TrainConfig {
+        soft_labels: Some(SoftLabels {
+            teacher: Teacher {
+                net,
+                norm: NormKind::Instance,
+                path: "teacher.safetensors".into(),
+                sha256: "0".repeat(64),
+            },
+            temperature: 20.0,
+        }),
+        ..hard.clone()
+    };
+    let run = || {
+        train_and_test_with(&mislabelled, &test, &soft, Some(teacher.net()), &mut |_| {})
+            .unwrap()
+            .report
+    };
+    let (a, b) = (run(), run());
+    assert!(a.final_accuracy >= 90.0, "{:?}", a.curve);
+    assert_eq!(a.curve, b.curve);
+    // A teacher is required, and only with soft labels.
+    assert!(train_and_test(&mislabelled, &test, &soft, &mut |_| {}).is_err());
+    assert!(train_and_test_with(&train, &test, &hard, Some(teacher.net()), &mut |_| {}).is_err());
 }

@@ -2,14 +2,16 @@
 
 use crate::dataset::DataArgs;
 use crate::progress::Bar;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::preprocess::Resize;
 use dmgd_data::{DataSource, FASHION_MNIST};
 use dmgd_eval::evaluate::{common_ipc, markdown_table, RESULTS_FILE, TABLE_FILE};
 use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, SetRecord};
 use dmgd_run::Existing;
-use dmgd_student::{Arch, Augment, NormKind, Protocol, TrainConfig};
+use dmgd_student::augment::rded;
+use dmgd_student::train::net_input;
+use dmgd_student::{Arch, Augment, NormKind, Protocol, SoftLabels, TrainConfig};
 use std::path::PathBuf;
 
 /// Train fresh students on a set and test them on the real test split.
@@ -32,10 +34,25 @@ pub struct Args {
     /// Normalisation layers of the student: instance or batch.
     #[arg(long, default_value = "instance", value_parser = crate::settings::named::<NormKind>)]
     pub norm: NormKind,
-    /// `dc` (Fashion-MNIST: SGD, batch 256, lr x0.1 at half) or `minimax` (ImageNet subsets at
-    /// 224 px: augmentation chain, CutMix, epochs by IPC).
-    #[arg(long, default_value = "dc")]
-    pub protocol: Protocol,
+    /// `dc` (Fashion-MNIST: SGD, batch 256, lr x0.1 at half), `minimax` (ImageNet subsets at
+    /// 224 px: augmentation chain, CutMix, epochs by IPC) or `rded` (the soft-label protocol:
+    /// AdamW, half cosine, batch by IPC) [default: dc, rded with --labels soft].
+    #[arg(long)]
+    pub protocol: Option<Protocol>,
+    /// `hard` (the sets' own labels) or `soft`: a frozen --teacher labels every training batch.
+    #[arg(long, default_value = "hard", value_enum)]
+    pub labels: LabelsArg,
+    /// Teacher for --labels soft: a network `eval --save-nets` wrote on the full real data, or
+    /// a PyTorch state dict (torchvision's ResNet-18 key names for resnet18). Its norm follows
+    /// the file (batch norm when it holds running statistics).
+    #[arg(long, required_if_eq("labels", "soft"))]
+    pub teacher: Option<PathBuf>,
+    /// Architecture of --teacher [default: --net].
+    #[arg(long, requires = "teacher")]
+    pub teacher_net: Option<Arch>,
+    /// Temperature of the soft labels.
+    #[arg(long, default_value_t = dmgd_student::protocol::RDED_TEMPERATURE, requires = "teacher")]
+    pub temperature: f64,
     /// Epochs (default: 300 for dc, by IPC for minimax).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -81,6 +98,12 @@ pub struct Args {
     pub data: DataArgs,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum LabelsArg {
+    Hard,
+    Soft,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum OptimizerArg {
     Adamw,
@@ -88,28 +111,62 @@ pub enum OptimizerArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    args.device.open()?; // before any data is read
+    let device = args.device.open()?; // before any data is read
     let options = args.data.options();
-    let test_resize = (args.protocol == Protocol::Minimax).then_some(Resize::CenterCrop(224));
-    let test_source = DataSource::resolve(&args.test, &options, Split::Test, test_resize)?;
-    let test = test_source.load()?;
     let (mut train, mut train_sets, mut names) = (Vec::new(), Vec::new(), Vec::new());
     for name in &args.train {
         let source = DataSource::resolve(name, &options, Split::Train, None)?;
         let set = source.load()?;
-        dmgd_eval::check_compatible(
-            &set,
-            &format!("--train {name}"),
-            &test,
-            &format!("--test {}", args.test),
-            false,
-        )?;
+        if let Some(first) = train.first() {
+            let first_name = format!("--train {}", args.train[0]);
+            dmgd_eval::check_compatible(
+                &set,
+                &format!("--train {name}"),
+                first,
+                &first_name,
+                false,
+            )?;
+        }
         train_sets.push(SetRecord::of(&source, &set));
         names.push(source.short_name());
         train.push(set);
     }
+    let mut config = resolve_config(&args, &train)?;
+    let input = net_input(&config, train[0].shape);
+    let test_resize = match config.protocol {
+        Protocol::Minimax => Some(Resize::CenterCrop(input.height)),
+        Protocol::Rded => rded::test_short_side(input.height).map(|short| Resize::CenterCropOf {
+            short,
+            size: input.height,
+        }),
+        Protocol::Dc => None,
+    };
+    let test_source = DataSource::resolve(&args.test, &options, Split::Test, test_resize)?;
+    let test = test_source.load()?;
+    let test_name = format!("--test {}", args.test);
+    dmgd_eval::check_compatible(
+        &train[0],
+        &format!("--train {}", args.train[0]),
+        &test,
+        &test_name,
+        false,
+    )?;
+    let teacher = match &args.teacher {
+        Some(path) => {
+            let net = args.teacher_net.unwrap_or(args.net);
+            let classes = train[0].num_classes();
+            let (record, teacher) = dmgd_eval::teacher::load(path, net, input, classes, &device)
+                .with_context(|| format!("--teacher {} as {net}", path.display()))?;
+            config.soft_labels = Some(SoftLabels {
+                teacher: record,
+                temperature: args.temperature,
+            });
+            Some(teacher)
+        }
+        None => None,
+    };
     let spec = EvalSpec {
-        config: resolve_config(&args, &train)?,
+        config,
         repeats: args.repeats,
         train_sets,
         test: SetRecord::of(&test_source, &test),
@@ -125,6 +182,7 @@ pub fn run(args: Args) -> Result<()> {
         out: &out,
         existing: Existing::from_flags(args.resume, args.overwrite),
         save_nets: args.save_nets,
+        teacher: teacher.as_ref(),
     };
     let bar = Bar::new("epochs", train.len() * args.repeats * spec.config.epochs, 0);
     let (sets, repeats) = (train.len(), args.repeats);
@@ -171,16 +229,29 @@ pub fn run(args: Args) -> Result<()> {
 
 /// The protocol's configuration with the flags' changes.
 fn resolve_config(args: &Args, train: &[dmgd_data::ImageSet]) -> Result<TrainConfig> {
-    if args.protocol == Protocol::Dc && args.optimizer.is_some() {
-        bail!("--optimizer applies to --protocol minimax; dc always trains with SGD 0.01 / 0.9 / 5e-4");
+    let soft = args.labels == LabelsArg::Soft;
+    let protocol = args
+        .protocol
+        .unwrap_or(if soft { Protocol::Rded } else { Protocol::Dc });
+    if protocol == Protocol::Dc && args.optimizer.is_some() {
+        bail!("--optimizer applies to --protocol minimax or rded; dc always trains with SGD 0.01 / 0.9 / 5e-4");
     }
-    let ipc = match (args.protocol, args.epochs) {
-        (Protocol::Minimax, None) => {
-            common_ipc(train).map_err(|e| anyhow::Error::new(e).context("pass --epochs"))?
-        }
-        _ => 1, // the epochs do not follow the IPC
+    if !soft && args.teacher.is_some() {
+        bail!("--teacher is for --labels soft");
+    }
+    let follows_ipc = match protocol {
+        Protocol::Minimax => args.epochs.is_none(),
+        Protocol::Rded => args.batch_size.is_none(),
+        Protocol::Dc => false,
     };
-    let mut config = TrainConfig::for_protocol(args.protocol, args.net, ipc, args.seed);
+    let ipc = if follows_ipc {
+        common_ipc(train)
+            .map_err(|e| anyhow::Error::new(e).context("pass --epochs / --batch-size"))?
+    } else {
+        1 // nothing follows the IPC
+    };
+    let classes = train[0].num_classes();
+    let mut config = TrainConfig::for_protocol(protocol, args.net, (ipc, classes), args.seed);
     if let Some(epochs) = args.epochs {
         config = config.with_epochs(epochs);
     }

@@ -24,11 +24,23 @@ const PCA_EIGVEC: [[f32; 3]; 3] = [
     [-0.5836, -0.6948, 0.4203],
 ];
 
-/// torchvision RandomResizedCrop.get_params: (top, left, height, width) of the crop.
-fn crop_box(h: usize, w: usize, rng: &mut ChaCha8Rng) -> (usize, usize, usize, usize) {
+/// torchvision RandomResizedCrop.get_params with area fraction in `scale` and aspect ratio in
+/// (3/4, 4/3): (top, left, height, width) of the crop.
+pub(crate) fn crop_box(
+    h: usize,
+    w: usize,
+    scale: (f64, f64),
+    rng: &mut ChaCha8Rng,
+) -> (usize, usize, usize, usize) {
     let area = (h * w) as f64;
     for _ in 0..10 {
-        let target = area * rng.gen_range(CROP_SCALE.0..CROP_SCALE.1);
+        // torch draws uniform(scale); an empty range (scale (1, 1)) is that one value.
+        let fraction = if scale.0 < scale.1 {
+            rng.gen_range(scale.0..scale.1)
+        } else {
+            scale.0
+        };
+        let target = area * fraction;
         let ratio = rng.gen_range(CROP_RATIO.0.ln()..CROP_RATIO.1.ln()).exp();
         let cw = (target * ratio).sqrt().round() as usize;
         let ch = (target / ratio).sqrt().round() as usize;
@@ -49,7 +61,7 @@ fn crop_box(h: usize, w: usize, rng: &mut ChaCha8Rng) -> (usize, usize, usize, u
 }
 
 /// Bilinear resize of a (C, ch, cw) window at (top, left) of `src` (C, H, W) to (C, S, S).
-fn resize_window(
+pub(crate) fn resize_window(
     src: &[f32],
     c: usize,
     h: usize,
@@ -115,7 +127,7 @@ fn color_jitter(x: &mut [f32], plane: usize, rng: &mut ChaCha8Rng) {
 /// One training image: u8 (C, H, W) -> normalised f32 (C, 224, 224). Colour steps need C = 3.
 pub fn transform(pixels: &[u8], c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let unit: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    let window = crop_box(h, w, rng);
+    let window = crop_box(h, w, CROP_SCALE, rng);
     let s = CROP_SIZE;
     let mut x = resize_window(&unit, c, h, w, window, s);
     if rng.gen::<f32>() < 0.5 {
@@ -193,7 +205,7 @@ mod tests {
     fn crops_stay_inside_and_cover_half_to_all_of_the_area() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..200 {
-            let (top, left, ch, cw) = crop_box(256, 300, &mut rng);
+            let (top, left, ch, cw) = crop_box(256, 300, CROP_SCALE, &mut rng);
             assert!(top + ch <= 256 && left + cw <= 300);
             let frac = (ch * cw) as f64 / (256.0 * 300.0);
             assert!((0.45..=1.0).contains(&frac), "{frac}");

@@ -212,16 +212,40 @@ impl Net {
     /// Loads weights saved by `save` for a net of the same spec. Every key must be present
     /// with the right shape, and the file must hold no other keys.
     pub fn load(spec: NetSpec, path: &Path) -> std::result::Result<Self, StudentError> {
+        let tensors =
+            candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|source| {
+                StudentError::Weights {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        Net::from_tensors(spec, &tensors, path, &candle_core::Device::Cpu)
+    }
+
+    /// A net of `spec` on `device` with the weights `tensors` read from `path`, strictly: every
+    /// variable present with its shape, no other keys, except the batch-norm step counters
+    /// `*.num_batches_tracked` of torch state dicts, which carry no weights (torch accepts
+    /// state dicts with or without them).
+    pub fn from_tensors(
+        spec: NetSpec,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        path: &Path,
+        device: &candle_core::Device,
+    ) -> std::result::Result<Self, StudentError> {
         let err = |source| StudentError::Weights {
             path: path.to_path_buf(),
             source,
         };
-        let mut net = Net::new(spec, 0).map_err(err)?;
-        let tensors =
-            candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(err)?;
+        let net = Net::new_on(spec, 0, device).map_err(err)?;
         let data = net.vars.data().lock().expect("var map lock");
-        let mut unexpected: Vec<&String> =
-            tensors.keys().filter(|k| !data.contains_key(*k)).collect();
+        let counter = |k: &str| {
+            k.strip_suffix(".num_batches_tracked")
+                .is_some_and(|layer| data.contains_key(&format!("{layer}.running_mean")))
+        };
+        let mut unexpected: Vec<&String> = tensors
+            .keys()
+            .filter(|k| !data.contains_key(*k) && !counter(k))
+            .collect();
         let mut missing: Vec<&String> = data.keys().filter(|k| !tensors.contains_key(*k)).collect();
         if !unexpected.is_empty() || !missing.is_empty() {
             unexpected.sort();
@@ -242,11 +266,12 @@ impl Net {
                     found: t.dims().to_vec(),
                 });
             }
-            var.set(&t.to_dtype(candle_core::DType::F32).map_err(err)?)
-                .map_err(err)?;
+            let value = t
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|t| t.to_device(device));
+            var.set(&value.map_err(err)?).map_err(err)?;
         }
         drop(data);
-        net.spec = spec;
         Ok(net)
     }
 }
