@@ -32,6 +32,7 @@ enum Command {
     Select(commands::select::Args),
     Eval(commands::eval::Args),
     Quality(commands::quality::Args),
+    Score(commands::score::Args),
 }
 
 fn main() {
@@ -44,6 +45,7 @@ fn main() {
         Command::Select(args) => commands::select::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Quality(args) => commands::quality::run(args),
+        Command::Score(args) => commands::score::run(args),
     };
     if let Err(err) = result {
         for line in error_lines(&err) {

@@ -1,12 +1,14 @@
 //! What a set is worth. `evaluate`: fresh students trained on each set and tested on the real
 //! test split, resumable network by network. `select`: real-image baselines (random, herding,
 //! k-center in a network's embedding). `quality`: how a classifier of real data sees a set.
-//! `teacher`: the frozen network of soft-label evaluation.
+//! `teacher`: the frozen network of soft-label evaluation; `score`: DD-Ranking's label- and
+//! augmentation-robust scores from finished evaluations.
 
 mod error;
 pub mod evaluate;
 mod networks;
 pub mod quality;
+pub mod score;
 pub mod select;
 pub mod teacher;
 

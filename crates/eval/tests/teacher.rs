@@ -46,13 +46,12 @@ fn a_torch_state_dict_teacher_loads_strictly_and_gives_torchs_logits() {
             .collect()
     };
     let x = Tensor::from_vec(values("input"), (2, 1, 8, 8), &Device::Cpu).unwrap();
-    let logits: Vec<f32> = net
-        .forward(&x, false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let out = net.forward(&x, false).unwrap();
+    assert!(
+        !out.track_op(),
+        "a loaded teacher's forward records no graph"
+    );
+    let logits: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
     let expected = values("logits");
     for (a, b) in logits.iter().zip(&expected) {
         assert!((a - b).abs() < 1e-4, "{logits:?} vs {expected:?}");

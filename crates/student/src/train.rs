@@ -146,6 +146,22 @@ pub fn train_step(
     step(net, optimizer, &batch, None)
 }
 
+/// One soft-label step on a batch: the teacher labels `x`, the student matches its tempered
+/// softmax; returns the loss.
+pub fn soft_train_step(
+    net: &Net,
+    optimizer: &mut Optimizer,
+    x: &Tensor,
+    soft: SoftTargets,
+) -> Result<f32, StudentError> {
+    let batch = Batch {
+        x: x.clone(),
+        y: Vec::new(),
+        mix: None,
+    };
+    step(net, optimizer, &batch, Some(soft))
+}
+
 fn step(
     net: &Net,
     optimizer: &mut Optimizer,

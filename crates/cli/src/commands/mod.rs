@@ -6,4 +6,5 @@ pub mod knobs;
 pub mod pretrain;
 pub mod quality;
 pub mod sample;
+pub mod score;
 pub mod select;

@@ -42,6 +42,9 @@ pub struct Params<'a> {
     rng: &'a RefCell<ChaCha8Rng>,
     device: &'a Device,
     prefix: String,
+    /// The layers get detached views of the variables: a net for inference only, whose
+    /// forward records no graph (a teacher, a loaded classifier). Loading still sets them.
+    frozen: bool,
 }
 
 impl<'a> Params<'a> {
@@ -52,6 +55,15 @@ impl<'a> Params<'a> {
             rng,
             device,
             prefix: String::new(),
+            frozen: false,
+        }
+    }
+
+    /// `new` for a net that is never trained (see `frozen`).
+    pub fn frozen(map: &'a VarMap, rng: &'a RefCell<ChaCha8Rng>, device: &'a Device) -> Self {
+        Params {
+            frozen: true,
+            ..Params::new(map, rng, device)
         }
     }
 
@@ -67,6 +79,7 @@ impl<'a> Params<'a> {
             rng: self.rng,
             device: self.device,
             prefix,
+            frozen: self.frozen,
         }
     }
 
@@ -93,7 +106,13 @@ impl<'a> Params<'a> {
     }
 
     fn tensor(&self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-        Ok(self.var(name, shape, init)?.as_tensor().clone())
+        let var = self.var(name, shape, init)?;
+        // A detached tensor shares the variable's storage, so `Var::set` still reaches it.
+        Ok(if self.frozen {
+            var.as_tensor().detach()
+        } else {
+            var.as_tensor().clone()
+        })
     }
 }
 
@@ -213,8 +232,10 @@ impl Norm {
             }
             (Some((mean, var)), false) => {
                 let c = self.weight.dim(0)?;
-                let scale = (&self.weight / (var.as_tensor() + NORM_EPS)?.sqrt()?)?;
-                let shift = (&self.bias - (mean.as_tensor() * &scale)?)?;
+                // Running statistics are buffers: no gradient, so no graph.
+                let (mean, var) = (mean.as_tensor().detach(), var.as_tensor().detach());
+                let scale = (&self.weight / (var + NORM_EPS)?.sqrt()?)?;
+                let shift = (&self.bias - (mean * &scale)?)?;
                 let y = x
                     .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
                     .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;

@@ -111,9 +111,17 @@ impl Net {
 
     /// `new` with the parameters on `device` (the same initial values as on the CPU).
     pub fn new_on(spec: NetSpec, seed: u64, device: &candle_core::Device) -> Result<Self> {
+        Net::build(spec, seed, device, false)
+    }
+
+    fn build(spec: NetSpec, seed: u64, device: &candle_core::Device, frozen: bool) -> Result<Self> {
         let vars = VarMap::new();
         let rng = RefCell::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let p = Params::new(&vars, &rng, device);
+        let p = if frozen {
+            Params::frozen(&vars, &rng, device)
+        } else {
+            Params::new(&vars, &rng, device)
+        };
         let (input, classes) = (spec.input, spec.num_classes);
         let body = match spec.arch {
             Arch::ConvNet { depth } => {
@@ -209,8 +217,8 @@ impl Net {
         })
     }
 
-    /// Loads weights saved by `save` for a net of the same spec. Every key must be present
-    /// with the right shape, and the file must hold no other keys.
+    /// Loads weights saved by `save` for a net of the same spec, for inference. Every key must
+    /// be present with the right shape, and the file must hold no other keys.
     pub fn load(spec: NetSpec, path: &Path) -> std::result::Result<Self, StudentError> {
         let tensors =
             candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|source| {
@@ -222,7 +230,8 @@ impl Net {
         Net::from_tensors(spec, &tensors, path, &candle_core::Device::Cpu)
     }
 
-    /// A net of `spec` on `device` with the weights `tensors` read from `path`, strictly: every
+    /// A net of `spec` on `device` with the weights `tensors` read from `path`, for inference
+    /// (its forward records no graph: training it would not move it), strictly: every
     /// variable present with its shape, no other keys, except the batch-norm step counters
     /// `*.num_batches_tracked` of torch state dicts, which carry no weights (torch accepts
     /// state dicts with or without them).
@@ -236,7 +245,7 @@ impl Net {
             path: path.to_path_buf(),
             source,
         };
-        let net = Net::new_on(spec, 0, device).map_err(err)?;
+        let net = Net::build(spec, 0, device, true).map_err(err)?;
         let data = net.vars.data().lock().expect("var map lock");
         let counter = |k: &str| {
             k.strip_suffix(".num_batches_tracked")
