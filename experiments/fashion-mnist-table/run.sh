@@ -16,6 +16,8 @@
 #   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd dmgd-tuned"
 #   (dmgd-tuned: DMGD with configs/fashion-mnist-tuned.toml, the hyper-parameter study's pick)
 #   TEST_EVERY=<epochs> (test once, after the last epoch: the protocol reports final accuracy)
+#   LABELS=soft TEACHER=<file>: soft-label cells (eval --labels soft, the rded protocol), named
+#   <method>-ipc<ipc>-<augment>-soft; use AUGMENTS="rded none" with them
 #   DMGD=<binary> (default: build this checkout)
 # Two chains with disjoint METHODS may share OUT_DIR (cells are separate directories).
 # Then: summarize.py (reads RESULTS) and figure.py beside this file, with ${PYTHON:-python3}.
@@ -35,6 +37,14 @@ fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
 RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/table}
 mkdir -p "$out" "$RESULTS"
+LABELS=${LABELS:-hard}
+if [ "$LABELS" = soft ]; then
+  label_flags=(--labels soft --teacher "${TEACHER:?TEACHER=<file> is needed with LABELS=soft}")
+  suffix=-soft
+else
+  label_flags=(--protocol dc)
+  suffix=
+fi
 
 method_flags() {
   case $1 in
@@ -63,7 +73,7 @@ for ipc in $IPCS; do
   for method in $METHODS; do
     missing=0
     for augment in $AUGMENTS; do
-      [ -f "$RESULTS/eval/$method-ipc$ipc-$augment/eval.json" ] || missing=1
+      [ -f "$RESULTS/eval/$method-ipc$ipc-$augment$suffix/eval.json" ] || missing=1
     done
     [ "$missing" = 0 ] && continue
     sets=()
@@ -79,7 +89,7 @@ for ipc in $IPCS; do
     for augment in $AUGMENTS; do
       epochs=$EPOCHS
       [ "$augment" = dsa ] && epochs=$DSA_EPOCHS
-      name="$method-ipc$ipc-$augment"
+      name="$method-ipc$ipc-$augment$suffix"
       cell="$out/eval/$name"
       [ -f "$RESULTS/eval/$name/eval.json" ] && continue
       if [ ! -f "$cell/eval.json" ]; then
@@ -89,7 +99,7 @@ for ipc in $IPCS; do
           mkdir -p "$cell/networks"
           [ -f "$cell/networks/$(basename "$kept")" ] || cp "$kept" "$cell/networks/"
         done
-        $bin eval "${sets[@]}" --net convnet3 --protocol dc --augment "$augment" \
+        $bin eval "${sets[@]}" --net convnet3 "${label_flags[@]}" --augment "$augment" \
           --epochs "$epochs" --test-every "${TEST_EVERY:-$epochs}" --repeats "$REPEATS" \
           --out "$cell" --resume
       fi

@@ -124,7 +124,8 @@ fn refuse(cell: &Cell, why: String) -> EvalError {
 
 /// The checks that make the comparisons fair: one test set; soft cells with soft labels (one
 /// teacher, one protocol), hard cells without; each pair of set and random subset with the
-/// same number of images, configuration and networks.
+/// same number of images, configuration and networks; the set's hard and soft evaluations on
+/// the same images.
 fn check(cells: &Cells) -> Result<(), EvalError> {
     let test = &cells.full_hard.spec.test.fingerprint;
     let mut all = vec![
@@ -184,6 +185,22 @@ fn check(cells: &Cells) -> Result<(), EvalError> {
                 ),
             ));
         }
+    }
+    let fingerprints = |c: &Cell| -> Vec<String> {
+        c.spec
+            .train_sets
+            .iter()
+            .map(|s| s.fingerprint.clone())
+            .collect()
+    };
+    if fingerprints(&cells.set_hard) != fingerprints(&cells.set_soft) {
+        return Err(refuse(
+            &cells.set_hard,
+            format!(
+                "was trained on other sets than {}",
+                cells.set_soft.dir.display()
+            ),
+        ));
     }
     if cells.set_hard.runs.len() != cells.set_soft.runs.len() {
         return Err(refuse(
