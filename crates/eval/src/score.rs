@@ -45,11 +45,21 @@ impl Cell {
     pub fn read(dir: &Path) -> Result<Cell, EvalError> {
         let path = dir.join(RESULTS_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| EvalError::io(&path, e))?;
-        let mut cell: Cell =
-            serde_json::from_str(&text).map_err(|source| EvalError::NotAReport {
-                path: path.clone(),
-                source,
-            })?;
+        let not_a_report = |source| EvalError::NotAReport {
+            path: path.clone(),
+            source,
+        };
+        let mut value: serde_json::Value = serde_json::from_str(&text).map_err(not_a_report)?;
+        // Evaluations of dmgd before 2026-12-02 named the test set by a string beside
+        // `test_images` and `test_fingerprint` (the tables of docs/RESULTS.md).
+        if let Some(source) = value["test"].as_str().map(str::to_string) {
+            value["test"] = serde_json::json!({
+                "source": source,
+                "images": value["test_images"],
+                "fingerprint": value["test_fingerprint"],
+            });
+        }
+        let mut cell: Cell = serde_json::from_value(value).map_err(not_a_report)?;
         cell.dir = dir.to_path_buf();
         Ok(cell)
     }
@@ -415,6 +425,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("hard labels"));
+    }
+
+    /// The committed tables' evaluations (the older layout) read as cells.
+    #[test]
+    fn evaluations_of_the_committed_table_read() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../experiments/fashion-mnist-table/results/table/eval/random-ipc10-none");
+        let cell = Cell::read(&dir).unwrap();
+        assert_eq!((cell.runs.len(), cell.spec.train_sets.len()), (6, 3));
+        assert_eq!(cell.spec.test.images, 10_000);
+        assert!(cell.spec.test.fingerprint.starts_with("fd1c3a3e"));
     }
 
     #[test]
