@@ -33,6 +33,7 @@ enum Command {
     Eval(commands::eval::Args),
     Quality(commands::quality::Args),
     Score(commands::score::Args),
+    DeviceCheck(commands::device_check::Args),
 }
 
 fn main() {
@@ -46,6 +47,7 @@ fn main() {
         Command::Eval(args) => commands::eval::run(args),
         Command::Quality(args) => commands::quality::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::DeviceCheck(args) => commands::device_check::run(args),
     };
     if let Err(err) = result {
         for line in error_lines(&err) {

@@ -36,6 +36,8 @@ pub enum EvalError {
         source: dmgd_diffusion::DiffusionError,
     },
     #[error(transparent)]
+    Diffusion(#[from] dmgd_diffusion::DiffusionError),
+    #[error(transparent)]
     Manifest(#[from] dmgd_run::ManifestError),
     #[error(transparent)]
     Student(#[from] dmgd_student::StudentError),

@@ -2,8 +2,10 @@
 //! test split, resumable network by network. `select`: real-image baselines (random, herding,
 //! k-center in a network's embedding). `quality`: how a classifier of real data sees a set.
 //! `teacher`: the frozen network of soft-label evaluation; `score`: DD-Ranking's label- and
-//! augmentation-robust scores from finished evaluations.
+//! augmentation-robust scores from finished evaluations; `device_check`: a device against the
+//! CPU, and the paper's workloads timed on it.
 
+pub mod device_check;
 mod error;
 pub mod evaluate;
 mod networks;

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod device_check;
 pub mod distill;
 pub mod eval;
 pub mod knobs;
