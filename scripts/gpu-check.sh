@@ -16,7 +16,7 @@ if [ ! -x "$bin" ] && [ -f "$bin.gz" ]; then
   gunzip -c "$bin.gz" > "$out/dmgd" && chmod +x "$out/dmgd" && bin=$out/dmgd
 fi
 # cuBLAS, cuRAND and the runtime of CUDA 13 come with PyTorch's wheels.
-lib=$("$python" -c 'import nvidia, os; print(os.path.join(os.path.dirname(nvidia.__file__), "cu13", "lib"))' 2>/dev/null || true)
+lib=$("$python" -c 'import os, nvidia.cu13 as m; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
 export LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" || true
 "$bin" device-check --device cuda:0 --repeats "${REPEATS:-5}" --out "$out/dmgd.md" 2> "$out/dmgd.log" || echo "dmgd device-check failed: $out/dmgd.log"
