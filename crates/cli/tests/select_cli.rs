@@ -767,3 +767,117 @@ fn eval_resume_keeps_finished_networks() {
     assert_eq!(read(&part)["resumed_networks"], 0);
     assert_eq!(read(&part)["runs"][0]["config"]["epochs"], 4);
 }
+
+/// The soft-label path end to end: a teacher `eval --save-nets` wrote labels the batches of
+/// `eval --labels soft` (the rded protocol); the spec records the teacher and its hash, a
+/// missing --teacher is named, and `score` reads the cells.
+#[test]
+fn soft_label_eval_with_a_saved_teacher_and_its_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_folder(&data);
+    let half = tmp.path().join("half");
+    ok(&[
+        "select",
+        "--method",
+        "random",
+        "--ipc",
+        "4",
+        "--data",
+        s(&data),
+        "--out",
+        s(&half),
+    ]);
+    let eval = |name: &str, train: &Path, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "eval",
+            "--train",
+            s(train),
+            "--test",
+            s(&data),
+            "--epochs",
+            "2",
+            "--repeats",
+            "2",
+            "--out",
+            s(&out),
+        ];
+        args.extend(extra);
+        ok(&args);
+        out
+    };
+    let full = eval("full", &data, &["--save-nets"]);
+    let teacher = full.join("net-set0-run0.safetensors");
+    let soft = ["--labels", "soft", "--teacher", s(&teacher)];
+    let set_hard = eval("set-hard", &half, &[]);
+    let set_soft = eval("set-soft", &half, &soft);
+    // The random subset here is the set itself: IOR 0, and the scores still compute.
+    let random_soft = eval("random-soft", &half, &soft);
+
+    let spec = &manifest(&set_soft)["spec"]["config"];
+    assert_eq!(spec["protocol"], "rded");
+    assert_eq!(spec["batch-size"], 12); // 4 images x 3 classes: the set, under RDED's 50
+    let recorded = &spec["soft-labels"]["teacher"];
+    assert_eq!(
+        recorded["sha256"].as_str().unwrap(),
+        dmgd_run::sha256_file(&teacher).unwrap()
+    );
+    assert_eq!(recorded["norm"], "instance");
+    assert!(manifest(&set_hard)["spec"]["config"]
+        .get("soft-labels")
+        .is_none());
+
+    let err = fails(&[
+        "eval",
+        "--train",
+        s(&half),
+        "--test",
+        s(&data),
+        "--labels",
+        "soft",
+    ]);
+    assert!(err.contains("--teacher"), "{err}");
+
+    let scores = tmp.path().join("scores.json");
+    let args = [
+        "score",
+        "--full",
+        s(&full),
+        "--set-hard",
+        s(&set_hard),
+        "--set-soft",
+        s(&set_soft),
+        "--random-soft",
+        s(&random_soft),
+        "--out",
+        s(&scores),
+    ];
+    let out = dmgd(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&scores).unwrap()).unwrap();
+    let ior = report["final_epoch"]["ior"]["values"].as_array().unwrap();
+    assert_eq!(ior.len(), 2);
+    assert!(ior.iter().all(|v| v.as_f64().unwrap() == 0.0), "{ior:?}");
+    // A hard-label evaluation where a soft one belongs is refused, naming it.
+    let swapped = [
+        "score",
+        "--full",
+        s(&full),
+        "--set-hard",
+        s(&set_hard),
+        "--set-soft",
+        s(&set_hard),
+        "--random-soft",
+        s(&random_soft),
+    ];
+    let err = fails(&swapped);
+    assert!(
+        err.contains("set-hard") && err.contains("hard labels"),
+        "{err}"
+    );
+}
