@@ -52,3 +52,22 @@ for batch in (50, 100):
         times.append(time.perf_counter() - t)
     print(f"torch soft_step convnet3 batch {batch}: median {statistics.median(times):.4f} s over {STEPS} "
           f"(min {min(times):.4f}), loss {loss:.5f}")
+
+    def teacher_forward():
+        with torch.no_grad():
+            teacher(x)
+
+    def hard_step():
+        opt.zero_grad()
+        F.cross_entropy(net(x), torch.zeros(batch, dtype=torch.long)).backward()
+        opt.step()
+
+    parts = []
+    for f in (teacher_forward, hard_step):
+        t = []
+        for _ in range(STEPS):
+            start = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - start)
+        parts.append(statistics.median(t))
+    print(f"torch   of which: teacher forward {parts[0]:.4f} s; a hard-label step {parts[1]:.4f} s")

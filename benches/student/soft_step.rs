@@ -75,6 +75,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             median(times.clone()),
             times.iter().cloned().fold(f64::INFINITY, f64::min)
         );
+        // Its parts: the teacher's forward alone, and a hard-label step of the student.
+        let teacher_forward = median(
+            (0..STEPS)
+                .map(|_| {
+                    let t = Instant::now();
+                    teacher.forward(&x, false).unwrap();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        let y: Vec<u32> = images.labels.iter().map(|&l| l as u32).collect();
+        let hard_step = median(
+            (0..STEPS)
+                .map(|_| {
+                    let t = Instant::now();
+                    dmgd_student::train::train_step(&net, &mut opt, &x, &y).unwrap();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        println!("rust    of which: teacher forward {teacher_forward:.4} s; a hard-label step {hard_step:.4} s");
     }
     Ok(())
 }
