@@ -9,6 +9,7 @@ use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig};
 use dmgd_diffusion::checkpoint;
 use dmgd_diffusion::dit::Dit;
 use dmgd_diffusion::DiffusionError;
+use dmgd_kernels::{DeviceName, Precision};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,8 @@ impl Models {
             model_labels: model_labels(class_names, self.dit.config.num_classes)?,
             data,
             shards,
+            device: DeviceName::Cpu,
+            precision: Precision::F32,
         })
     }
 
@@ -137,6 +140,8 @@ impl Models {
             },
             model_labels: (0..self.dit.config.num_classes).collect(),
             shards: 1,
+            device: DeviceName::Cpu,
+            precision: Precision::F32,
         }
     }
 }

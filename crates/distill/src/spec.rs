@@ -3,6 +3,7 @@
 //! shares the output directory, must have the same one.
 
 use crate::config::{DistillConfig, Method};
+use dmgd_kernels::{DeviceName, Precision};
 use serde::{Deserialize, Serialize};
 
 /// A checkpoint, named by its content.
@@ -49,6 +50,12 @@ pub struct DistillSpec {
     pub model_labels: Vec<usize>,
     /// Shards the classes are split into (`Shard::count`): shards of one run share a folder.
     pub shards: usize,
+    /// Where the DiT runs and the precision of its matrix products on CUDA: another device or
+    /// precision gives other bits, so it is part of what a run is (absent: the CPU, f32).
+    #[serde(default, skip_serializing_if = "DeviceName::is_cpu")]
+    pub device: DeviceName,
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl DistillSpec {
@@ -62,6 +69,8 @@ impl DistillSpec {
             data,
             model_labels: (0..classes).collect(),
             shards: 1,
+            device: DeviceName::Cpu,
+            precision: Precision::F32,
         }
     }
 
@@ -71,7 +80,7 @@ impl DistillSpec {
     }
 
     /// The default output folder: `runs/distill-<method>-ipc<N>` for the shipped defaults
-    /// (every setting at its default, the shipped model, Fashion-MNIST), with the spec's hash
+    /// (every setting at its default, the shipped model, Fashion-MNIST, the CPU), with the spec's hash
     /// appended for anything else, so that two different runs never share a folder.
     pub fn default_out(&self, is_default_input: bool) -> std::path::PathBuf {
         let c = &self.config;
@@ -89,7 +98,8 @@ impl DistillSpec {
             ..DistillConfig::default()
         };
         let mut name = format!("distill-{method}-ipc{}", c.ipc);
-        if !(is_default_input && *c == plain && self.shards == 1) {
+        let on_cpu = self.device.is_cpu() && self.precision.is_f32();
+        if !(is_default_input && *c == plain && self.shards == 1 && on_cpu) {
             name = format!("{name}-{}", dmgd_run::spec_hash(&self.identity()));
         }
         std::path::Path::new("runs").join(name)
@@ -161,6 +171,8 @@ mod tests {
             },
             model_labels: vec![0, 1],
             shards: 1,
+            device: DeviceName::Cpu,
+            precision: Precision::F32,
         }
     }
 
@@ -198,5 +210,39 @@ mod tests {
         moved.dit.as_mut().unwrap().path = "elsewhere".into();
         assert_eq!(moved.identity(), default.identity());
         assert_eq!(moved.default_out(false), default.default_out(false));
+    }
+
+    /// A CPU run's record has no device or precision (the records of earlier runs stay
+    /// valid); a CUDA or TF32 run names them, and gets its own folder.
+    #[test]
+    fn device_and_precision_are_part_of_a_run() {
+        let cpu = spec(DistillConfig::default());
+        let json = serde_json::to_string(&cpu).unwrap();
+        assert!(
+            !json.contains("device") && !json.contains("precision"),
+            "{json}"
+        );
+        let mut gpu = cpu.clone();
+        gpu.device = DeviceName::Cuda(0);
+        let json = serde_json::to_string(&gpu).unwrap();
+        assert!(json.contains("\"device\":\"cuda:0\""), "{json}");
+        let mut tf32 = gpu.clone();
+        tf32.precision = Precision::Tf32;
+        assert!(serde_json::to_string(&tf32)
+            .unwrap()
+            .contains("\"precision\":\"tf32\""));
+        let outs = [&cpu, &gpu, &tf32].map(|s| s.default_out(true));
+        assert!(
+            outs[0] != outs[1] && outs[1] != outs[2] && outs[0] != outs[2],
+            "{outs:?}"
+        );
+        let back: DistillSpec =
+            serde_json::from_str(&serde_json::to_string(&tf32).unwrap()).unwrap();
+        assert_eq!(
+            (back.device, back.precision),
+            (DeviceName::Cuda(0), Precision::Tf32)
+        );
+        assert!(Precision::Tf32.apply(DeviceName::Cpu).is_err());
+        assert!(Precision::F32.apply(DeviceName::Cpu).is_ok());
     }
 }

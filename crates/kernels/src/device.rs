@@ -45,6 +45,43 @@ impl std::fmt::Display for DeviceName {
     }
 }
 
+/// The precision of f32 matrix products on CUDA: strict `f32`, or `tf32` (TF32 tensor cores,
+/// 10-bit mantissas, as DiT's official sample.py samples). The CPU always computes in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    #[default]
+    F32,
+    Tf32,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "tf32" => Ok(Precision::Tf32),
+            _ => Err(format!("`{s}`: expected f32 or tf32")),
+        }
+    }
+}
+
+impl Precision {
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// Sets the precision of this process's CUDA matrix products; TF32 is refused on the CPU,
+    /// where it would change nothing while the record said otherwise.
+    pub fn apply(self, device: DeviceName) -> candle_core::Result<()> {
+        if self == Precision::Tf32 && device.is_cpu() {
+            candle_core::bail!("precision tf32 applies to CUDA devices; the CPU computes in f32");
+        }
+        candle_core::cuda::set_gemm_reduced_precision_f32(self == Precision::Tf32);
+        Ok(())
+    }
+}
+
 impl DeviceName {
     pub fn is_cpu(&self) -> bool {
         *self == DeviceName::Cpu

@@ -22,6 +22,6 @@ pub mod pool;
 mod testing;
 
 pub use conv2d::{conv2d, ConvParams};
-pub use device::DeviceName;
+pub use device::{DeviceName, Precision};
 pub use norm::{batch_mean_var, norm, NormParams, NormStats};
 pub use pool::{avg_pool2d, max_pool2d, MaxPoolParams};

@@ -15,7 +15,7 @@ use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
 use dmgd_distill::shard::Shard;
 use dmgd_distill::spec::{DataRecord, DistillSpec};
 use dmgd_distill::support_cache::{default_cache_dir, SupportCache};
-use dmgd_kernels::DeviceName;
+use dmgd_kernels::{DeviceName, Precision};
 use std::path::PathBuf;
 
 /// Distill a labelled image set into IPC synthetic images per class.
@@ -65,6 +65,9 @@ pub struct Args {
     /// cpu, or cuda:N with a dmgd built with `--features cuda`.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceName,
+    /// The DiT's matrix products on CUDA: f32, or tf32 (as DiT's official sample.py).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// Where k-means supports are cached (default: $XDG_CACHE_HOME/dmgd or ~/.cache/dmgd).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -89,6 +92,7 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let device = args.device.open()?;
+    args.precision.apply(args.device)?;
     let default_input = args.dit.is_none() && args.vae.is_none() && args.data.is_default();
     let mut options = args.data.options();
 
@@ -147,7 +151,8 @@ pub fn run(args: Args) -> Result<()> {
         description: source.describe(),
         fingerprint: real.fingerprint(),
     };
-    let spec = models.spec_for_data(config, data, real.class_names(), args.shard.count)?;
+    let mut spec = models.spec_for_data(config, data, real.class_names(), args.shard.count)?;
+    (spec.device, spec.precision) = (args.device, args.precision);
     let out = args
         .out
         .clone()

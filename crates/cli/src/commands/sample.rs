@@ -11,7 +11,7 @@ use dmgd_distill::pipeline::{Existing, Job};
 use dmgd_distill::run_dir::IMAGES_DIR;
 use dmgd_distill::shard::Shard;
 use dmgd_distill::support_cache::SupportCache;
-use dmgd_kernels::DeviceName;
+use dmgd_kernels::{DeviceName, Precision};
 use std::path::PathBuf;
 
 /// Plain class-conditional sampling from a DiT (the `dit` baseline), no real data needed.
@@ -57,6 +57,9 @@ pub struct Args {
     /// cpu, or cuda:N with a dmgd built with `--features cuda`.
     #[arg(long, default_value = "cpu")]
     device: DeviceName,
+    /// The DiT's matrix products on CUDA: f32, or tf32 (as DiT's official sample.py).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -66,6 +69,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let config = args.knobs.resolve(None, plain)?;
     let device = args.device.open()?;
+    args.precision.apply(args.device)?;
     let models = Models::load(
         args.dit.as_deref(),
         args.dit_entry.as_deref(),
@@ -93,7 +97,8 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
 
-    let spec = models.spec_for_sampling(config, &class_names, args.labels.as_deref());
+    let mut spec = models.spec_for_sampling(config, &class_names, args.labels.as_deref());
+    (spec.device, spec.precision) = (args.device, args.precision);
     let out = args.out.clone().unwrap_or_else(|| {
         let hash = dmgd_run::spec_hash(&spec.identity());
         PathBuf::from("runs").join(format!("sample-ipc{}-{hash}", spec.config.ipc))
