@@ -27,6 +27,18 @@ with gzip.open(f"{DIR}/train-images-idx3-ubyte.gz") as f:
 images = (torch.from_numpy(images.astype(np.float32)) / 255.0 - MEAN) / STD
 torch.manual_seed(1)
 teacher = ConvNet(1, 10, 3, 28).eval()
+
+
+def timed(f):
+    """Seconds of each of STEPS calls of f."""
+    times = []
+    for _ in range(STEPS):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 for batch in (50, 100):
     x = images[:batch].contiguous()
     torch.manual_seed(0)
@@ -45,13 +57,9 @@ for batch in (50, 100):
         return loss.item()
 
     step()  # warm-up
-    times = []
-    for _ in range(STEPS):
-        t = time.perf_counter()
-        loss = step()
-        times.append(time.perf_counter() - t)
+    times = timed(step)
     print(f"torch soft_step convnet3 batch {batch}: median {statistics.median(times):.4f} s over {STEPS} "
-          f"(min {min(times):.4f}), loss {loss:.5f}")
+          f"(min {min(times):.4f}), loss {step():.5f}")
 
     def teacher_forward():
         with torch.no_grad():
@@ -62,12 +70,5 @@ for batch in (50, 100):
         F.cross_entropy(net(x), torch.zeros(batch, dtype=torch.long)).backward()
         opt.step()
 
-    parts = []
-    for f in (teacher_forward, hard_step):
-        t = []
-        for _ in range(STEPS):
-            start = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - start)
-        parts.append(statistics.median(t))
+    parts = [statistics.median(timed(f)) for f in (teacher_forward, hard_step)]
     print(f"torch   of which: teacher forward {parts[0]:.4f} s; a hard-label step {parts[1]:.4f} s")

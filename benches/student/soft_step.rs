@@ -10,9 +10,8 @@
 use candle_core::{Device, Tensor};
 use dmgd_data::fashion_mnist::{self, Split};
 use dmgd_student::nets::{Arch, Net, NetSpec, NormKind};
-use dmgd_student::optim::Optimizer;
 use dmgd_student::protocol::{Protocol, TrainConfig};
-use dmgd_student::train::{soft_train_step, SoftTargets};
+use dmgd_student::train::{optimizer_for, soft_train_step, SoftTargets};
 use dmgd_student::Normalization;
 use std::path::Path;
 use std::time::Instant;
@@ -49,15 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let cfg = TrainConfig::rded(spec.arch, 10, 10, 0);
         let net = Net::new(spec, 0)?;
-        let (vars, decays) = net
-            .trainable()
-            .into_iter()
-            .map(|(name, v)| {
-                let decay = cfg.decays(&name, v.rank());
-                (v, decay)
-            })
-            .unzip();
-        let mut opt = Optimizer::with_decays(cfg.optimizer, vars, decays)?;
+        let mut opt = optimizer_for(&cfg, &net)?;
         let soft = SoftTargets {
             teacher: &teacher,
             temperature: 20.0,

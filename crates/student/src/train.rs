@@ -175,6 +175,20 @@ fn step(
     Ok(loss.to_scalar::<f32>()?)
 }
 
+/// The optimiser of `cfg` over the trainable variables of `net`, decaying those the protocol
+/// decays (`TrainConfig::decays`).
+pub fn optimizer_for(cfg: &TrainConfig, net: &Net) -> Result<Optimizer, StudentError> {
+    let (vars, decays) = net
+        .trainable()
+        .into_iter()
+        .map(|(name, v)| {
+            let decay = cfg.decays(&name, v.rank());
+            (v, decay)
+        })
+        .unzip();
+    Ok(Optimizer::with_decays(cfg.optimizer, vars, decays)?)
+}
+
 /// Trains a fresh `cfg.net` on `train` with hard labels and measures its accuracy on `test`
 /// when `cfg.tests_after` says (always after the last epoch).
 pub fn train_and_test(
@@ -246,15 +260,7 @@ pub fn train_and_test_with(
     };
     let device = cfg.device.open()?;
     let net = Net::new_on(spec, cfg.seed, &device)?;
-    let (vars, decays) = net
-        .trainable()
-        .into_iter()
-        .map(|(name, v)| {
-            let decay = cfg.decays(&name, v.rank());
-            (v, decay)
-        })
-        .unzip();
-    let mut optimizer = Optimizer::with_decays(cfg.optimizer, vars, decays)?;
+    let mut optimizer = optimizer_for(cfg, &net)?;
     let normalization = Normalization::for_protocol(cfg.protocol, input.channels)?;
     let normalized = match cfg.augment {
         Augment::Minimax | Augment::Rded => Vec::new(), // normalised per crop
