@@ -2,7 +2,8 @@
 //! machine before trusting it (`dmgd device-check`). The same inputs and weights go to the CPU
 //! and to the device; each output is compared by its largest absolute difference. Then the
 //! paper's workloads are timed on the device alone: ResNetAP-10 / ResNet-18 training steps at
-//! 224 px, and DiT-XL/2 (random weights) CFG forwards at batch 1 and across 10 classes.
+//! 224 px, DiT-XL/2 (random weights) CFG forwards, and whole 50-step plain-DiT and DMGD
+//! sampling, for one class and batched across 10 classes.
 
 use crate::EvalError;
 use candle_core::backprop::GradStore;
@@ -10,7 +11,12 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use dmgd_data::ImageShape;
 use dmgd_diffusion::dit::{Cfg, CfgChannels, Dit, DitConfig};
+use dmgd_diffusion::gaussian::GaussianDiffusion;
+use dmgd_distill::config::{DistillConfig, Method};
+use dmgd_distill::sampler::{ClassState, Sampler};
 use dmgd_kernels::{self as ops, ConvParams, MaxPoolParams, NormParams, NormStats};
+use dmgd_ot::guidance::Memory;
+use dmgd_ot::support::Support;
 use dmgd_student::nets::{Arch, Net, NetSpec, NormKind};
 use dmgd_student::optim::{Optimizer, OptimizerKind};
 use dmgd_student::train::train_step;
@@ -126,6 +132,53 @@ fn cfg_forward(dit: &Dit, n: usize, seed: u64) -> Result<Tensor> {
     Ok(dit.forward_with_cfg(&x, &t, &dit.cfg_label_embedding(&y)?, &cfg)?)
 }
 
+/// `classes` classes' first image by `method` (DMGD: Semantic Matching and OT guidance towards
+/// K = 10 random support points; or plain DiT sampling) in `steps` steps: final latents.
+fn guided_sample(dit: &Dit, method: Method, classes: usize, steps: usize) -> Result<Tensor> {
+    let config = DistillConfig {
+        method,
+        steps,
+        ..DistillConfig::default()
+    };
+    let c = &dit.config;
+    let d = c.in_channels * c.input_size * c.input_size;
+    let device = dit.device();
+    let mut states = Vec::with_capacity(classes);
+    for class in 0..classes {
+        let support = match method {
+            Method::Dmgd => {
+                let points = randn(&[10, d], 40 + class as u64)?.to_device(device)?;
+                let masses = Tensor::full(0.1f32, 10, device)?;
+                let support = Support::new(points, masses).map_err(candle_core::Error::wrap)?;
+                Some(support)
+            }
+            _ => None,
+        };
+        states.push(ClassState {
+            class,
+            label: class,
+            memory: Memory::new(),
+            support,
+            modes: None,
+        });
+    }
+    let labels: Vec<usize> = (0..classes).collect();
+    let diffusion = GaussianDiffusion::new(&config.respacing())?;
+    let sampler = Sampler {
+        dit,
+        diffusion: &diffusion,
+        config: &config,
+        cfg: config.cfg(),
+        run_labels: &labels,
+        clip_denoised: false,
+    };
+    sampler.sample(&states, 0).map_err(sample_error)
+}
+
+fn sample_error(e: dmgd_distill::sampler::SampleError) -> EvalError {
+    EvalError::Tensor(candle_core::Error::wrap(e))
+}
+
 /// A student's parameters after one SGD step from the same initial values, and its loss.
 fn student_step(spec: NetSpec, device: &Device) -> Result<(f32, Vec<Tensor>)> {
     let net = Net::new_on(spec, 0, device)?;
@@ -223,6 +276,15 @@ pub fn differences(device: &Device) -> Result<Vec<Difference>> {
     let dev = cfg_forward(&random_dit(&cfg, 11, device)?, 2, 12)?.to_device(&Device::Cpu)?;
     out.push(Difference {
         what: "DiT (8x8x4, hidden 64, depth 2) CFG forward, batch 2".into(),
+        max_abs_diff: max_abs(&(&cpu - &dev)?)?,
+        max_abs: max_abs(&cpu)?,
+    });
+    // The guided loop with that DiT: 5 DMGD steps for 2 classes (noise drawn on the CPU).
+    let cpu = guided_sample(&random_dit(&cfg, 11, &Device::Cpu)?, Method::Dmgd, 2, 5)?;
+    let dev = guided_sample(&random_dit(&cfg, 11, device)?, Method::Dmgd, 2, 5)?;
+    let dev = dev.to_device(&Device::Cpu)?;
+    out.push(Difference {
+        what: "DMGD sampling with that DiT, 5 steps, 2 classes: final latents".into(),
         max_abs_diff: max_abs(&(&cpu - &dev)?)?,
         max_abs: max_abs(&cpu)?,
     });
@@ -344,6 +406,22 @@ pub fn timings(
             );
         }
     }
+    // Whole 50-step sampling: plain DiT and DMGD, one class and ten classes in one batch.
+    for tf32 in [false, true] {
+        candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
+        let precision = if tf32 { "tf32" } else { "f32" };
+        for classes in [1, 10] {
+            for (method, name) in [(Method::Dit, "plain DiT"), (Method::Dmgd, "DMGD")] {
+                let seconds = median_seconds(repeats.min(3), device, || {
+                    guided_sample(&dit, method, classes, 50)?;
+                    Ok(())
+                })?;
+                let what =
+                    format!("DiT-XL/2 {name} sampling, 50 steps ({precision}), {classes} image(s)");
+                record(what, seconds, &mut out);
+            }
+        }
+    }
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
     Ok(out)
 }
@@ -370,7 +448,13 @@ pub fn markdown(device: &str, differences: &[Difference], timings: &[Timing]) ->
             .and_then(|w| w.split(' ').next())
             .and_then(|n| n.parse::<f64>().ok())
             .filter(|_| t.what.starts_with("DiT"));
-        let per_image = images.map_or("-".into(), |n| format!("{:.3} s", 50.0 * t.seconds / n));
+        // A forward is one step of 50; a sampling row is all 50 already.
+        let steps = if t.what.contains("sampling") {
+            1.0
+        } else {
+            50.0
+        };
+        let per_image = images.map_or("-".into(), |n| format!("{:.3} s", steps * t.seconds / n));
         let _ = writeln!(s, "| {} | {:.4} | {per_image} |", t.what, t.seconds);
     }
     s
