@@ -23,6 +23,8 @@ pub enum EvalError {
     },
     #[error("the sets have {ipcs:?} images per class, and the protocol's defaults follow the IPC (minimax: the epochs, rded: the batch size): evaluate them separately or set them")]
     MixedIpc { ipcs: Vec<usize> },
+    #[error("{reason}")]
+    InvalidChoice { reason: String },
     #[error("a Fréchet distance needs at least 2 images, {set} has {count}")]
     TooFewImages { set: String, count: usize },
     #[error("{method:?} selection needs an embedding network")]

@@ -5,6 +5,7 @@
 //! augmentation-robust scores from finished evaluations; `device_check`: a device against the
 //! CPU, and the paper's workloads timed on it.
 
+pub mod choices;
 pub mod device_check;
 mod error;
 pub mod evaluate;
@@ -14,6 +15,7 @@ pub mod score;
 pub mod select;
 pub mod teacher;
 
+pub use choices::{OptimizerChoice, TrainChoices};
 pub use error::EvalError;
 pub use evaluate::{evaluate, EvalResult, EvalSpec, Evaluation, Event};
 

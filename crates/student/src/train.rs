@@ -5,11 +5,12 @@
 use crate::augment::{dsa, minimax, rded};
 use crate::classifier::{Classifier, Normalization};
 use crate::nets::{Net, NetSpec};
-use crate::protocol::{Augment, TrainConfig};
+use crate::protocol::{Augment, Protocol, TrainConfig};
 use crate::report::{Progress, RunReport};
 use crate::soft_label::soft_label_kl;
 use crate::StudentError;
 use candle_core::{Device, Tensor};
+use dmgd_data::preprocess::Resize;
 use dmgd_data::{ImageSet, ImageShape};
 use dmgd_kernels::optim::Optimizer;
 use rand::seq::SliceRandom;
@@ -36,6 +37,20 @@ pub fn net_input(cfg: &TrainConfig, train: ImageShape) -> ImageShape {
         Augment::Minimax => square(minimax::CROP_SIZE),
         Augment::Rded => square(rded::crop_size(train.height.min(train.width))),
         Augment::None | Augment::Dsa => train,
+    }
+}
+
+/// How the test images reach `net_input`'s shape: the Minimax protocol resizes and crops
+/// them to 224 px; RDED's crops of ImageNet size come from a 256 px short side; else they
+/// are read as they are (and must have the net's shape).
+pub fn test_resize(cfg: &TrainConfig, train: ImageShape) -> Option<Resize> {
+    let size = net_input(cfg, train).height;
+    match cfg.protocol {
+        Protocol::Minimax => Some(Resize::CenterCrop(size)),
+        Protocol::Rded => {
+            rded::test_short_side(size).map(|short| Resize::CenterCropOf { short, size })
+        }
+        Protocol::Dc => None,
     }
 }
 

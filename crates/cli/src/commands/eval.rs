@@ -4,13 +4,11 @@ use crate::dataset::DataArgs;
 use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
 use dmgd_data::fashion_mnist::Split;
-use dmgd_data::preprocess::Resize;
 use dmgd_data::{DataSource, FASHION_MNIST};
-use dmgd_eval::evaluate::{common_ipc, markdown_table, RESULTS_FILE, TABLE_FILE};
-use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, SetRecord};
+use dmgd_eval::evaluate::{markdown_table, RESULTS_FILE, TABLE_FILE};
+use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, OptimizerChoice, SetRecord, TrainChoices};
 use dmgd_run::Existing;
-use dmgd_student::augment::rded;
-use dmgd_student::train::net_input;
+use dmgd_student::train::{net_input, test_resize};
 use dmgd_student::{Arch, Augment, NormKind, Protocol, SoftLabels, TrainConfig};
 use std::path::PathBuf;
 
@@ -133,14 +131,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut config = resolve_config(&args, &train)?;
     let input = net_input(&config, train[0].shape);
-    let test_resize = match config.protocol {
-        Protocol::Minimax => Some(Resize::CenterCrop(input.height)),
-        Protocol::Rded => rded::test_short_side(input.height).map(|short| Resize::CenterCropOf {
-            short,
-            size: input.height,
-        }),
-        Protocol::Dc => None,
-    };
+    let test_resize = test_resize(&config, train[0].shape);
     let test_source = DataSource::resolve(&args.test, &options, Split::Test, test_resize)?;
     let test = test_source.load()?;
     let test_name = format!("--test {}", args.test);
@@ -229,40 +220,34 @@ pub fn run(args: Args) -> Result<()> {
 
 /// The protocol's configuration with the flags' changes.
 fn resolve_config(args: &Args, train: &[dmgd_data::ImageSet]) -> Result<TrainConfig> {
-    let soft = args.labels == LabelsArg::Soft;
-    let protocol = args
-        .protocol
-        .unwrap_or(if soft { Protocol::Rded } else { Protocol::Dc });
-    if protocol == Protocol::Dc && args.optimizer.is_some() {
-        bail!("--optimizer applies to --protocol minimax or rded; dc always trains with SGD 0.01 / 0.9 / 5e-4");
-    }
-    if !soft && args.teacher.is_some() {
+    let soft_labels = args.labels == LabelsArg::Soft;
+    if !soft_labels && args.teacher.is_some() {
         bail!("--teacher is for --labels soft");
     }
-    let follows_ipc = match protocol {
-        Protocol::Minimax => args.epochs.is_none(),
-        Protocol::Rded => args.batch_size.is_none(),
-        Protocol::Dc => false,
+    let choices = TrainChoices {
+        net: args.net,
+        norm: args.norm,
+        protocol: args.protocol,
+        soft_labels,
+        epochs: args.epochs,
+        augment: args.augment,
+        optimizer: args.optimizer.map(|o| match o {
+            OptimizerArg::Adamw => OptimizerChoice::AdamW,
+            OptimizerArg::Sgd => OptimizerChoice::Sgd,
+        }),
+        batch_size: args.batch_size,
+        test_every: args.test_every,
+        seed: args.seed,
+        device: args.device,
     };
-    let ipc = if follows_ipc {
-        common_ipc(train)
-            .map_err(|e| anyhow::Error::new(e).context("pass --epochs / --batch-size"))?
-    } else {
-        1 // nothing follows the IPC
-    };
-    let classes = train[0].num_classes();
-    let mut config = TrainConfig::for_protocol(protocol, args.net, (ipc, classes), args.seed);
-    if let Some(epochs) = args.epochs {
-        config = config.with_epochs(epochs);
-    }
-    if let Some(OptimizerArg::Sgd) = args.optimizer {
-        config.optimizer = TrainConfig::MINIMAX_SGD;
-    }
-    config.norm = args.norm;
-    config.device = args.device;
-    config.augment = args.augment.unwrap_or(config.augment);
-    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
-    config.test_every = args.test_every.unwrap_or(config.test_every);
-    config.validate()?;
-    Ok(config)
+    choices.resolve(train).map_err(|e| {
+        let advice = match e {
+            EvalError::MixedIpc { .. } => "pass --epochs (minimax) or --batch-size (rded)",
+            EvalError::InvalidChoice { .. } => {
+                "leave out --optimizer, or pass --protocol minimax or rded"
+            }
+            _ => return anyhow::Error::new(e),
+        };
+        anyhow::Error::new(e).context(advice)
+    })
 }

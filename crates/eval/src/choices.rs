@@ -1,0 +1,154 @@
+//! An evaluation's training configuration from what its user chose: the protocol's defaults
+//! (which may follow the sets' IPC and class count), then each choice made.
+
+use crate::evaluate::common_ipc;
+use crate::EvalError;
+use dmgd_data::ImageSet;
+use dmgd_kernels::DeviceName;
+use dmgd_student::{Arch, Augment, NormKind, Protocol, TrainConfig};
+
+/// The optimiser, where the protocol lets one choose (minimax, rded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerChoice {
+    AdamW,
+    /// The Minimax code's SGD alternative (`TrainConfig::MINIMAX_SGD`).
+    Sgd,
+}
+
+/// What the user chose; `None`: the protocol's default.
+#[derive(Debug, Clone)]
+pub struct TrainChoices {
+    pub net: Arch,
+    pub norm: NormKind,
+    /// Default: dc, or rded with soft labels.
+    pub protocol: Option<Protocol>,
+    pub soft_labels: bool,
+    pub epochs: Option<usize>,
+    pub augment: Option<Augment>,
+    pub optimizer: Option<OptimizerChoice>,
+    pub batch_size: Option<usize>,
+    pub test_every: Option<usize>,
+    pub seed: u64,
+    pub device: DeviceName,
+}
+
+impl TrainChoices {
+    /// The configuration for `train` (the soft labels' teacher is set by the caller, once
+    /// loaded). Minimax epochs and rded batches follow the IPC, so sets of different IPCs
+    /// need those chosen.
+    pub fn resolve(&self, train: &[ImageSet]) -> Result<TrainConfig, EvalError> {
+        let invalid = |reason: &str| EvalError::InvalidChoice {
+            reason: reason.into(),
+        };
+        let protocol = self.protocol.unwrap_or(match self.soft_labels {
+            true => Protocol::Rded,
+            false => Protocol::Dc,
+        });
+        if protocol == Protocol::Dc && self.optimizer.is_some() {
+            return Err(invalid("the optimiser is chosen under the minimax and rded protocols; dc always trains with SGD 0.01 / 0.9 / 5e-4"));
+        }
+        let follows_ipc = match protocol {
+            Protocol::Minimax => self.epochs.is_none(),
+            Protocol::Rded => self.batch_size.is_none(),
+            Protocol::Dc => false,
+        };
+        let ipc = if follows_ipc { common_ipc(train)? } else { 1 };
+        let classes = train.first().map_or(0, |t| t.num_classes());
+        let mut config = TrainConfig::for_protocol(protocol, self.net, (ipc, classes), self.seed);
+        if let Some(epochs) = self.epochs {
+            config = config.with_epochs(epochs);
+        }
+        if self.optimizer == Some(OptimizerChoice::Sgd) {
+            config.optimizer = TrainConfig::MINIMAX_SGD;
+        }
+        config.norm = self.norm;
+        config.device = self.device;
+        config.augment = self.augment.unwrap_or(config.augment);
+        config.batch_size = self.batch_size.unwrap_or(config.batch_size);
+        config.test_every = self.test_every.unwrap_or(config.test_every);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dmgd_data::ImageShape;
+
+    /// `ipc` blank images of each of 10 classes.
+    fn set(ipc: usize) -> ImageSet {
+        let shape = ImageShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        };
+        ImageSet {
+            shape,
+            pixels: vec![0; 10 * ipc * shape.numel()],
+            labels: (0..10 * ipc).map(|i| i % 10).collect(),
+            class_names: (0..10).map(|k| k.to_string()).collect(),
+        }
+    }
+
+    fn choices() -> TrainChoices {
+        TrainChoices {
+            net: Arch::ConvNet { depth: 3 },
+            norm: NormKind::Instance,
+            protocol: None,
+            soft_labels: false,
+            epochs: None,
+            augment: None,
+            optimizer: None,
+            batch_size: None,
+            test_every: None,
+            seed: 3,
+            device: DeviceName::Cpu,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_protocol_and_the_sets() {
+        let hard = choices().resolve(&[set(10)]).unwrap();
+        assert_eq!(
+            (hard.protocol, hard.epochs, hard.batch_size),
+            (Protocol::Dc, 300, 256)
+        );
+        let soft = TrainChoices {
+            soft_labels: true,
+            ..choices()
+        };
+        let rded = soft.resolve(&[set(10)]).unwrap();
+        assert_eq!(
+            (rded.protocol, rded.batch_size, rded.augment),
+            (Protocol::Rded, 50, Augment::Rded)
+        );
+        assert_eq!(soft.resolve(&[set(1)]).unwrap().batch_size, 10);
+        // Sets of two IPCs: the rded batch must be chosen, then they may be evaluated together.
+        let mixed = [set(1), set(10)];
+        assert!(matches!(
+            soft.resolve(&mixed),
+            Err(EvalError::MixedIpc { .. })
+        ));
+        let chosen = TrainChoices {
+            batch_size: Some(32),
+            ..soft.clone()
+        };
+        assert_eq!(chosen.resolve(&mixed).unwrap().batch_size, 32);
+        let minimax = TrainChoices {
+            protocol: Some(Protocol::Minimax),
+            optimizer: Some(OptimizerChoice::Sgd),
+            ..choices()
+        };
+        let mm = minimax.resolve(&[set(50)]).unwrap();
+        assert_eq!((mm.epochs, mm.optimizer), (1500, TrainConfig::MINIMAX_SGD));
+        let dc_sgd = TrainChoices {
+            optimizer: Some(OptimizerChoice::AdamW),
+            ..choices()
+        };
+        assert!(matches!(
+            dc_sgd.resolve(&[set(10)]),
+            Err(EvalError::InvalidChoice { .. })
+        ));
+    }
+}
