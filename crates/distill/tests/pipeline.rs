@@ -191,6 +191,8 @@ fn spec_of(config: &DistillConfig, real: &dyn ClassSource, shard: Shard) -> Dist
         },
         model_labels: (0..CLASSES).collect(),
         shards: shard.count,
+        device: Default::default(),
+        precision: Default::default(),
     }
 }
 
