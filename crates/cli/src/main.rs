@@ -95,6 +95,26 @@ mod tests {
         );
     }
 
+    /// Every subcommand that computes takes --device (one parser: `DeviceName`).
+    #[test]
+    fn every_computing_command_takes_a_device() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        for name in [
+            "pretrain",
+            "sample",
+            "distill",
+            "select",
+            "eval",
+            "quality",
+            "device-check",
+        ] {
+            let sub = cmd.find_subcommand_mut(name).unwrap();
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("--device"), "{name} has no --device:\n{help}");
+        }
+    }
+
     #[test]
     fn the_command_line_is_consistent_and_shows_library_defaults() {
         let mut cmd = Cli::command();

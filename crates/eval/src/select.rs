@@ -7,6 +7,7 @@ use crate::{EvalError, SetRecord};
 use dmgd_data::{image_folder, ImageSet};
 use dmgd_distill::coreset::{self, CoresetMethod};
 use dmgd_distill::spec::ModelRecord;
+use dmgd_kernels::DeviceName;
 use dmgd_run::{Manifest, MANIFEST_FILE};
 use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol, TrainConfig};
 use serde::{Deserialize, Serialize};
@@ -132,8 +133,10 @@ pub fn embedding_network(
     arch: Arch,
     real: &ImageSet,
     choice: &EmbeddingChoice,
+    device: DeviceName,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Classifier, EmbeddingRecord), EvalError> {
+    let opened = device.open()?;
     let norm = NormKind::Instance;
     let spec = NetSpec {
         arch,
@@ -154,7 +157,7 @@ pub fn embedding_network(
     };
     let (epochs, seed, cache, check) = match choice {
         EmbeddingChoice::File(path) => {
-            let classifier = Classifier::load(spec, Protocol::Dc, path)?;
+            let classifier = Classifier::load_on(spec, Protocol::Dc, path, &opened)?;
             let rec = record("file", path, &classifier, None)?;
             return Ok((classifier, rec));
         }
@@ -166,15 +169,21 @@ pub fn embedding_network(
         } => (*epochs, *seed, cache.join("embeddings"), check),
     };
     let fingerprint = real.fingerprint();
+    // Another device trains another network (other bits): its own cache entry.
+    let on = if device.is_cpu() {
+        String::new()
+    } else {
+        format!("-{device}")
+    };
     let key = format!(
-        "{}-{arch}-{}-dc-e{epochs}-s{seed}",
+        "{}-{arch}-{}-dc-e{epochs}-s{seed}{on}",
         &fingerprint[..16],
         crate::evaluate::serde_name(&norm)
     );
     let weights = cache.join(format!("{key}.safetensors"));
     let sidecar = cache.join(format!("{key}.json"));
     if let Some(training) = read_cached(&weights, &sidecar, &fingerprint) {
-        match Classifier::load(spec, Protocol::Dc, &weights) {
+        match Classifier::load_on(spec, Protocol::Dc, &weights, &opened) {
             Ok(classifier) => {
                 log(&format!(
                     "embedding network from the cache: {}",
@@ -208,6 +217,7 @@ pub fn embedding_network(
     };
     let mut config = TrainConfig::dc(arch, epochs, seed);
     config.test_every = config.epochs; // one check, at the end
+    config.device = device;
     log(&format!(
         "training the {arch} embedding network on {} images, {} epochs of the dc protocol (cached as {})",
         real.len(),

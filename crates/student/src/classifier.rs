@@ -165,9 +165,19 @@ impl Classifier {
 
     /// Loads weights written by `save`; the normalisation comes from the protocol.
     pub fn load(spec: NetSpec, protocol: Protocol, path: &Path) -> Result<Self, StudentError> {
+        Classifier::load_on(spec, protocol, path, &Device::Cpu)
+    }
+
+    /// `load` onto `device` (predictions and features are computed there).
+    pub fn load_on(
+        spec: NetSpec,
+        protocol: Protocol,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, StudentError> {
         let normalization = Normalization::for_protocol(protocol, spec.input.channels)?;
         Ok(Classifier {
-            net: Net::load(spec, path)?,
+            net: Net::load_on(spec, path, device)?,
             normalization,
         })
     }

@@ -38,11 +38,15 @@ pub struct Args {
     /// Where the results go (JSON; a Markdown table is printed).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// cpu, or cuda:N with a dmgd built with `--features cuda`: where the classifier runs.
+    #[arg(long, default_value = "cpu")]
+    pub device: dmgd_kernels::DeviceName,
     #[command(flatten)]
     pub data: DataArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let device = args.device.open()?; // before any data is read
     let options = args.data.options();
     let reference_source = DataSource::resolve(&args.reference, &options, Split::Test, None)?;
     let reference = reference_source.load()?;
@@ -52,13 +56,14 @@ pub fn run(args: Args) -> Result<()> {
         input: reference.shape,
         num_classes: reference.num_classes(),
     };
-    let classifier = Classifier::load(spec, Protocol::Dc, &args.classifier).with_context(|| {
-        let path = args.classifier.display();
-        format!(
-            "loading --classifier {path} as {} for {} images",
-            args.net, reference.shape
-        )
-    })?;
+    let classifier = Classifier::load_on(spec, Protocol::Dc, &args.classifier, &device)
+        .with_context(|| {
+            let path = args.classifier.display();
+            format!(
+                "loading --classifier {path} as {} for {} images",
+                args.net, reference.shape
+            )
+        })?;
     // Every set is read and checked before any work.
     let (mut sets, mut records) = (Vec::new(), Vec::new());
     for name in &args.images {

@@ -57,11 +57,16 @@ pub struct Args {
     /// Cache of trained embedding networks (default: $XDG_CACHE_HOME/dmgd, else ~/.cache/dmgd).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// cpu, or cuda:N with a dmgd built with `--features cuda`: where the embedding network
+    /// trains and runs.
+    #[arg(long, default_value = "cpu")]
+    pub device: dmgd_kernels::DeviceName,
     #[command(flatten)]
     pub data: DataArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.open()?; // before any data is read
     let options = args.data.options();
     let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
     let real = source.load()?;
@@ -113,16 +118,15 @@ pub fn run(args: Args) -> Result<()> {
             },
         };
         let (classifier, record) =
-            select::embedding_network(args.embedding_net, &real, &choice, log).with_context(
-                || match &args.embedding {
+            select::embedding_network(args.embedding_net, &real, &choice, args.device, log)
+                .with_context(|| match &args.embedding {
                     Some(path) => format!(
                         "loading --embedding {} as {}",
                         path.display(),
                         args.embedding_net
                     ),
                     None => "the embedding network".into(),
-                },
-            )?;
+                })?;
         (Some(classifier), Some(record))
     };
     let picks = select::select(&real, &spec, classifier.as_ref(), log)?;

@@ -220,6 +220,15 @@ impl Net {
     /// Loads weights saved by `save` for a net of the same spec, for inference. Every key must
     /// be present with the right shape, and the file must hold no other keys.
     pub fn load(spec: NetSpec, path: &Path) -> std::result::Result<Self, StudentError> {
+        Net::load_on(spec, path, &candle_core::Device::Cpu)
+    }
+
+    /// `load` onto `device`.
+    pub fn load_on(
+        spec: NetSpec,
+        path: &Path,
+        device: &candle_core::Device,
+    ) -> std::result::Result<Self, StudentError> {
         let tensors =
             candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|source| {
                 StudentError::Weights {
@@ -227,7 +236,7 @@ impl Net {
                     source,
                 }
             })?;
-        Net::from_tensors(spec, &tensors, path, &candle_core::Device::Cpu)
+        Net::from_tensors(spec, &tensors, path, device)
     }
 
     /// A net of `spec` on `device` with the weights `tensors` read from `path`, for inference
