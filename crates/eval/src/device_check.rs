@@ -412,7 +412,8 @@ pub fn timings(
         let precision = if tf32 { "tf32" } else { "f32" };
         for classes in [1, 10] {
             for (method, name) in [(Method::Dit, "plain DiT"), (Method::Dmgd, "DMGD")] {
-                let seconds = median_seconds(repeats.min(3), device, || {
+                // One timed run after the warm-up: a whole sampling is long enough to time once.
+                let seconds = median_seconds(1, device, || {
                     guided_sample(&dit, method, classes, 50)?;
                     Ok(())
                 })?;
