@@ -350,7 +350,7 @@ pub fn timings(
     log: &mut dyn FnMut(&Timing),
 ) -> Result<Vec<Timing>> {
     let mut out = Vec::new();
-    let mut record = |what: String, seconds: f64, out: &mut Vec<Timing>| {
+    let mut record = |what: String, (seconds, repeats): (f64, usize), out: &mut Vec<Timing>| {
         let t = Timing {
             what,
             seconds,
@@ -385,7 +385,7 @@ pub fn timings(
         })?;
         record(
             format!("{arch} 224px training step, batch 64, AdamW"),
-            seconds,
+            (seconds, repeats),
             &mut out,
         );
     }
@@ -401,7 +401,7 @@ pub fn timings(
             })?;
             record(
                 format!("DiT-XL/2 256px CFG forward ({precision}), {n} image(s)"),
-                seconds,
+                (seconds, repeats),
                 &mut out,
             );
         }
@@ -419,7 +419,7 @@ pub fn timings(
                 })?;
                 let what =
                     format!("DiT-XL/2 {name} sampling, 50 steps ({precision}), {classes} image(s)");
-                record(what, seconds, &mut out);
+                record(what, (seconds, 1), &mut out);
             }
         }
     }
