@@ -39,6 +39,8 @@ pub struct Timing {
     pub what: String,
     pub seconds: f64,
     pub repeats: usize,
+    /// DiT rows: seconds per image of a 50-step sampling (a forward counts as one step).
+    pub per_image: Option<f64>,
 }
 
 type Result<T> = std::result::Result<T, EvalError>;
@@ -350,12 +352,7 @@ pub fn timings(
     log: &mut dyn FnMut(&Timing),
 ) -> Result<Vec<Timing>> {
     let mut out = Vec::new();
-    let mut record = |what: String, (seconds, repeats): (f64, usize), out: &mut Vec<Timing>| {
-        let t = Timing {
-            what,
-            seconds,
-            repeats,
-        };
+    let mut record = |t: Timing, out: &mut Vec<Timing>| {
         log(&t);
         out.push(t);
     };
@@ -383,11 +380,14 @@ pub fn timings(
             train_step(&net, &mut opt, &x, &y)?;
             Ok(())
         })?;
-        record(
-            format!("{arch} 224px training step, batch 64, AdamW"),
-            (seconds, repeats),
-            &mut out,
-        );
+        let what = format!("{arch} 224px training step, batch 64, AdamW");
+        let t = Timing {
+            what,
+            seconds,
+            repeats,
+            per_image: None,
+        };
+        record(t, &mut out);
     }
     let cfg = DitConfig::preset("DiT-XL/2", 32, 4, 1000)?;
     let dit = random_dit(&cfg, 21, device)?;
@@ -399,11 +399,14 @@ pub fn timings(
                 cfg_forward(&dit, n, 3)?;
                 Ok(())
             })?;
-            record(
-                format!("DiT-XL/2 256px CFG forward ({precision}), {n} image(s)"),
-                (seconds, repeats),
-                &mut out,
-            );
+            let what = format!("DiT-XL/2 256px CFG forward ({precision}), {n} image(s)");
+            let t = Timing {
+                what,
+                seconds,
+                repeats,
+                per_image: Some(50.0 * seconds / n as f64),
+            };
+            record(t, &mut out);
         }
     }
     // Whole 50-step sampling: plain DiT and DMGD, one class and ten classes in one batch.
@@ -419,7 +422,13 @@ pub fn timings(
                 })?;
                 let what =
                     format!("DiT-XL/2 {name} sampling, 50 steps ({precision}), {classes} image(s)");
-                record(what, (seconds, 1), &mut out);
+                let t = Timing {
+                    what,
+                    seconds,
+                    repeats: 1,
+                    per_image: Some(seconds / classes as f64),
+                };
+                record(t, &mut out);
             }
         }
     }
@@ -427,8 +436,7 @@ pub fn timings(
     Ok(out)
 }
 
-/// The results as Markdown: differences, then timings with the 50-step per-image cost of a
-/// DiT forward (what plain DiT sampling costs; DMGD adds its guidance on top).
+/// The results as Markdown: differences, then timings with their 50-step cost per image.
 pub fn markdown(device: &str, differences: &[Difference], timings: &[Timing]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -442,20 +450,7 @@ pub fn markdown(device: &str, differences: &[Difference], timings: &[Timing]) ->
     }
     let _ = writeln!(s, "\n### Timings on {device} (median)\n\n| workload | seconds | 50 steps per image |\n|---|---|---|");
     for t in timings {
-        let images = t
-            .what
-            .split(", ")
-            .last()
-            .and_then(|w| w.split(' ').next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .filter(|_| t.what.starts_with("DiT"));
-        // A forward is one step of 50; a sampling row is all 50 already.
-        let steps = if t.what.contains("sampling") {
-            1.0
-        } else {
-            50.0
-        };
-        let per_image = images.map_or("-".into(), |n| format!("{:.3} s", steps * t.seconds / n));
+        let per_image = t.per_image.map_or("-".into(), |p| format!("{p:.3} s"));
         let _ = writeln!(s, "| {} | {:.4} | {per_image} |", t.what, t.seconds);
     }
     s
@@ -475,7 +470,14 @@ mod tests {
             assert_eq!(d.max_abs_diff, 0.0, "{}", d.what);
             assert!(d.max_abs > 0.0, "{}", d.what);
         }
-        let md = markdown("cpu", &diffs, &[]);
+        let timing = Timing {
+            what: "DiT-XL/2 256px CFG forward (f32), 10 image(s)".into(),
+            seconds: 0.1,
+            repeats: 5,
+            per_image: Some(0.5),
+        };
+        let md = markdown("cpu", &diffs, &[timing]);
         assert!(md.contains("max_pool2d 3/2/1: gradient of input 0"), "{md}");
+        assert!(md.contains("| 0.1000 | 0.500 s |"), "{md}");
     }
 }
