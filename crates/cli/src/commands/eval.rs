@@ -16,6 +16,9 @@ use std::path::PathBuf;
 ///
 /// Example (the classic Fashion-MNIST protocol on a distilled set):
 ///   dmgd eval --train runs/dmgd-ipc10 --net convnet3 --protocol dc --repeats 5
+/// and with soft labels (RDED's protocol) from the shipped teacher:
+///   dmgd eval --train runs/dmgd-ipc10 --labels soft \
+///     --teacher models/fashion-mnist-teacher/convnet3.safetensors
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -54,7 +57,8 @@ pub struct Args {
     /// Epochs (default: 300 for dc, by IPC for minimax).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Training augmentation: none, dsa or minimax (default: none for dc, minimax for minimax).
+    /// Training augmentation: none, dsa, minimax or rded (default: none for dc, minimax for
+    /// minimax, rded for rded).
     #[arg(long, value_parser = crate::settings::named::<Augment>)]
     pub augment: Option<Augment>,
     /// Optimiser for minimax: adamw (default) or sgd (dc always uses SGD 0.01 / 0.9 / 5e-4,
