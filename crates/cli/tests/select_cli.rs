@@ -119,6 +119,21 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `dmgd select --method random --ipc 4` of `data` into `out`.
+fn select_random_4(data: &Path, out: &Path) {
+    ok(&[
+        "select",
+        "--method",
+        "random",
+        "--ipc",
+        "4",
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+    ]);
+}
+
 #[test]
 fn random_selection_writes_the_chosen_images_and_a_manifest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -607,17 +622,7 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
     ]);
     let net = eval_out.join("net-set0-run0.safetensors");
     let half = tmp.path().join("half");
-    ok(&[
-        "select",
-        "--method",
-        "random",
-        "--ipc",
-        "4",
-        "--data",
-        s(&data),
-        "--out",
-        s(&half),
-    ]);
+    select_random_4(&data, &half);
     let report_path = tmp.path().join("quality.json");
     ok(&[
         "quality",
@@ -777,17 +782,7 @@ fn soft_label_eval_with_a_saved_teacher_and_its_scores() {
     let data = tmp.path().join("data");
     write_tiny_folder(&data);
     let half = tmp.path().join("half");
-    ok(&[
-        "select",
-        "--method",
-        "random",
-        "--ipc",
-        "4",
-        "--data",
-        s(&data),
-        "--out",
-        s(&half),
-    ]);
+    select_random_4(&data, &half);
     let eval = |name: &str, train: &Path, extra: &[&str]| {
         let out = tmp.path().join(name);
         let mut args = vec![
