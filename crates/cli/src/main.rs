@@ -3,6 +3,7 @@
 mod allocator;
 mod commands;
 mod dataset;
+mod model_args;
 mod progress;
 mod settings;
 
@@ -93,41 +94,5 @@ mod tests {
                 "  caused by: reading x.png: disk on fire"
             ]
         );
-    }
-
-    /// Every subcommand that computes takes --device (one parser: `DeviceName`).
-    #[test]
-    fn every_computing_command_takes_a_device() {
-        let mut cmd = Cli::command();
-        cmd.build();
-        for name in [
-            "pretrain",
-            "sample",
-            "distill",
-            "select",
-            "eval",
-            "quality",
-            "device-check",
-        ] {
-            let sub = cmd.find_subcommand_mut(name).unwrap();
-            let help = sub.render_long_help().to_string();
-            assert!(help.contains("--device"), "{name} has no --device:\n{help}");
-        }
-    }
-
-    #[test]
-    fn the_command_line_is_consistent_and_shows_library_defaults() {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let distill = cmd.find_subcommand_mut("distill").unwrap();
-        let help = distill.render_long_help().to_string();
-        for shown in [
-            "[default: 0.06]",
-            "[default: 30,45]",
-            "[default: uniform]",
-            "[default: 50]",
-        ] {
-            assert!(help.contains(shown), "{shown} missing from:\n{help}");
-        }
     }
 }

@@ -119,19 +119,25 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// A command `line` that must fail with a message holding each of `expected`, leaving no `out`.
+fn refused(line: &str, out: &Path, expected: &[&str]) {
+    let err = fails(&words(line));
+    assert!(expected.iter().all(|e| err.contains(e)), "{err}");
+    assert_no_output(out);
+}
+
+/// A command line's words (the tests' paths have no spaces).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// `dmgd select --method random --ipc 4` of `data` into `out`.
 fn select_random_4(data: &Path, out: &Path) {
-    ok(&[
-        "select",
-        "--method",
-        "random",
-        "--ipc",
-        "4",
-        "--data",
+    ok(&words(&format!(
+        "select --method random --ipc 4 --data {} --out {}",
         s(data),
-        "--out",
-        s(out),
-    ]);
+        s(out)
+    )));
 }
 
 #[test]
@@ -140,19 +146,11 @@ fn random_selection_writes_the_chosen_images_and_a_manifest() {
     let data = tmp.path().join("data");
     let real = write_tiny_folder(&data);
     let out = tmp.path().join("sel");
-    ok(&[
-        "select",
-        "--method",
-        "random",
-        "--ipc",
-        "3",
-        "--seed",
-        "7",
-        "--data",
+    ok(&words(&format!(
+        "select --method random --ipc 3 --seed 7 --data {} --out {}",
         s(&data),
-        "--out",
-        s(&out),
-    ]);
+        s(&out)
+    )));
 
     let m = manifest(&out);
     let d = &m["spec"];
@@ -188,34 +186,26 @@ fn random_selection_writes_the_chosen_images_and_a_manifest() {
 
     // Same seed, same choice; another seed, another one.
     let again = tmp.path().join("again");
-    ok(&[
-        "select",
-        "--ipc",
-        "3",
-        "--seed",
-        "7",
-        "--data",
+    ok(&words(&format!(
+        "select --ipc 3 --seed 7 --data {} --out {}",
         s(&data),
-        "--out",
-        s(&again),
-    ]);
+        s(&again)
+    )));
     assert_eq!(indices(&manifest(&again)), picks);
     let other = tmp.path().join("other");
-    ok(&[
-        "select",
-        "--ipc",
-        "3",
-        "--seed",
-        "8",
-        "--data",
+    ok(&words(&format!(
+        "select --ipc 3 --seed 8 --data {} --out {}",
         s(&data),
-        "--out",
-        s(&other),
-    ]);
+        s(&other)
+    )));
     assert_ne!(indices(&manifest(&other)), picks);
 
     // An existing output is refused, and kept.
-    let err = fails(&["select", "--ipc", "2", "--data", s(&data), "--out", s(&out)]);
+    let err = fails(&words(&format!(
+        "select --ipc 2 --data {} --out {}",
+        s(&data),
+        s(&out)
+    )));
     assert!(
         err.contains("already exists") && err.contains("--overwrite"),
         "{err}"
@@ -346,23 +336,7 @@ fn herding_and_kcenter_use_a_cached_trained_embedding() {
 
     // Another seed is another network (another cache entry).
     let reseeded = tmp.path().join("reseeded");
-    let log = ok(&[
-        "select",
-        "--method",
-        "herding",
-        "--ipc",
-        "3",
-        "--embedding-epochs",
-        "2",
-        "--embedding-seed",
-        "4",
-        "--data",
-        s(&data),
-        "--cache-dir",
-        s(&cache),
-        "--out",
-        s(&reseeded),
-    ]);
+    let log = ok(&words(&format!("select --method herding --ipc 3 --embedding-epochs 2 --embedding-seed 4 --data {} --cache-dir {} --out {}", s(&data), s(&cache), s(&reseeded))));
     assert!(log.contains("training the"), "{log}");
 }
 
@@ -371,54 +345,24 @@ fn missing_dataset_is_named_and_leaves_no_output() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out").join("sel");
     let nowhere = tmp.path().join("no-fmnist");
-    let err = fails(&[
-        "select",
-        "--ipc",
-        "1",
-        "--fashion-mnist-dir",
-        s(&nowhere),
-        "--out",
-        s(&out),
-    ]);
-    assert!(
-        err.contains("Fashion-MNIST") && err.contains(s(&nowhere)),
-        "{err}"
+    refused(
+        &format!(
+            "select --ipc 1 --fashion-mnist-dir {} --out {}",
+            s(&nowhere),
+            s(&out)
+        ),
+        &out,
+        &["Fashion-MNIST", s(&nowhere)],
     );
-    assert_no_output(&out);
 
     let folder = tmp.path().join("no-folder");
-    let err = fails(&[
-        "select",
-        "--ipc",
-        "1",
-        "--data",
-        s(&folder),
-        "--out",
-        s(&out),
-    ]);
-    assert!(
-        err.contains("does not exist") && err.contains(s(&folder)),
-        "{err}"
+    refused(
+        &format!("select --ipc 1 --data {} --out {}", s(&folder), s(&out)),
+        &out,
+        &["does not exist", s(&folder)],
     );
-    assert_no_output(&out);
 
-    let eval_out = tmp.path().join("eval");
-    let err = fails(&[
-        "eval",
-        "--train",
-        s(&folder),
-        "--test",
-        s(&folder),
-        "--epochs",
-        "1",
-        "--out",
-        s(&eval_out),
-    ]);
-    assert!(
-        err.contains("does not exist") && err.contains(s(&folder)),
-        "{err}"
-    );
-    assert_no_output(&eval_out);
+    eval_refuses(tmp.path(), &folder, &["does not exist", s(&folder)]);
 }
 
 #[test]
@@ -429,12 +373,11 @@ fn empty_class_folder_is_named_and_leaves_no_output() {
     let empty = data.join("d-empty");
     std::fs::create_dir(&empty).unwrap();
     let out = tmp.path().join("sel");
-    let err = fails(&["select", "--ipc", "1", "--data", s(&data), "--out", s(&out)]);
-    assert!(
-        err.contains("holds no PNG or JPEG images") && err.contains(s(&empty)),
-        "{err}"
+    refused(
+        &format!("select --ipc 1 --data {} --out {}", s(&data), s(&out)),
+        &out,
+        &["holds no PNG or JPEG images", s(&empty)],
     );
-    assert_no_output(&out);
 
     eval_refuses(
         tmp.path(),
@@ -455,26 +398,17 @@ fn corrupt_png_is_named_and_leaves_no_output() {
     let cache = tmp.path().join("cache");
     for method in ["random", "herding"] {
         let out = tmp.path().join(method);
-        let err = fails(&[
-            "select",
-            "--method",
-            method,
-            "--ipc",
-            "1",
-            "--embedding-epochs",
-            "1",
-            "--data",
-            s(&data),
-            "--cache-dir",
-            s(&cache),
-            "--out",
-            s(&out),
-        ]);
-        assert!(
-            err.contains("cannot decode image") && err.contains(s(&bad)),
-            "{err}"
+        refused(
+            &format!(
+                "select --method {} --ipc 1 --embedding-epochs 1 --data {} --cache-dir {} --out {}",
+                method,
+                s(&data),
+                s(&cache),
+                s(&out)
+            ),
+            &out,
+            &["cannot decode image", s(&bad)],
         );
-        assert_no_output(&out);
     }
     assert!(!cache.exists(), "nothing was trained, nothing cached");
 
@@ -486,11 +420,8 @@ fn corrupt_png_is_named_and_leaves_no_output() {
 fn eval_refuses(tmp: &Path, data: &Path, expected: &[&str]) {
     let out = tmp.join("eval");
     let (data, out_s) = (s(data), s(&out));
-    let err = fails(&[
-        "eval", "--train", data, "--test", data, "--epochs", "1", "--out", out_s,
-    ]);
-    assert!(expected.iter().all(|e| err.contains(e)), "{err}");
-    assert_no_output(&out);
+    let line = format!("eval --train {data} --test {data} --epochs 1 --out {out_s}");
+    refused(&line, &out, expected);
 }
 
 #[test]
@@ -503,30 +434,25 @@ fn ipc_above_a_class_size_is_named_and_leaves_no_output() {
     let cache = tmp.path().join("cache");
     for method in ["random", "herding", "kcenter"] {
         let out = tmp.path().join(method);
-        let err = fails(&[
-            "select",
-            "--method",
-            method,
-            "--ipc",
-            "8",
-            "--data",
-            s(&data),
-            "--cache-dir",
-            s(&cache),
-            "--out",
-            s(&out),
-        ]);
-        assert!(
-            err.contains("class `c-noise` has 7 images, fewer than the 8 requested"),
-            "{err}"
+        refused(
+            &format!(
+                "select --method {} --ipc 8 --data {} --cache-dir {} --out {}",
+                method,
+                s(&data),
+                s(&cache),
+                s(&out)
+            ),
+            &out,
+            &["class `c-noise` has 7 images, fewer than the 8 requested"],
         );
-        assert_no_output(&out);
     }
     assert!(!cache.exists(), "the size check comes before any training");
     let out = tmp.path().join("zero");
-    let err = fails(&["select", "--ipc", "0", "--data", s(&data), "--out", s(&out)]);
-    assert!(err.contains("--ipc") && err.contains("at least 1"), "{err}");
-    assert_no_output(&out);
+    refused(
+        &format!("select --ipc 0 --data {} --out {}", s(&data), s(&out)),
+        &out,
+        &["--ipc", "at least 1"],
+    );
 }
 
 #[test]
@@ -535,41 +461,27 @@ fn unknown_net_is_named_and_leaves_no_output() {
     let data = tmp.path().join("data");
     write_tiny_folder(&data);
     let eval_out = tmp.path().join("eval");
-    let err = fails(&[
-        "eval",
-        "--train",
-        s(&data),
-        "--test",
-        s(&data),
-        "--net",
-        "convnet3x",
-        "--epochs",
-        "1",
-        "--out",
-        s(&eval_out),
-    ]);
-    assert!(
-        err.contains("unknown net `convnet3x`") && err.contains("resnetap10"),
-        "{err}"
+    refused(
+        &format!(
+            "eval --train {} --test {} --net convnet3x --epochs 1 --out {}",
+            s(&data),
+            s(&data),
+            s(&eval_out)
+        ),
+        &eval_out,
+        &["unknown net `convnet3x`", "resnetap10"],
     );
-    assert_no_output(&eval_out);
 
     let out = tmp.path().join("sel");
-    let err = fails(&[
-        "select",
-        "--method",
-        "herding",
-        "--ipc",
-        "1",
-        "--embedding-net",
-        "vgg11",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-    ]);
-    assert!(err.contains("unknown net `vgg11`"), "{err}");
-    assert_no_output(&out);
+    refused(
+        &format!(
+            "select --method herding --ipc 1 --embedding-net vgg11 --data {} --out {}",
+            s(&data),
+            s(&out)
+        ),
+        &out,
+        &["unknown net `vgg11`"],
+    );
 }
 
 #[test]
@@ -580,24 +492,16 @@ fn unusable_embedding_file_is_named_and_leaves_no_output() {
     let weights = tmp.path().join("not-weights.safetensors");
     std::fs::write(&weights, b"not a safetensors file").unwrap();
     let out = tmp.path().join("sel");
-    let err = fails(&[
-        "select",
-        "--method",
-        "kcenter",
-        "--ipc",
-        "1",
-        "--embedding",
-        s(&weights),
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-    ]);
-    assert!(
-        err.contains("--embedding") && err.contains(s(&weights)),
-        "{err}"
+    refused(
+        &format!(
+            "select --method kcenter --ipc 1 --embedding {} --data {} --out {}",
+            s(&weights),
+            s(&data),
+            s(&out)
+        ),
+        &out,
+        &["--embedding", s(&weights)],
     );
-    assert_no_output(&out);
 }
 
 #[test]
@@ -606,37 +510,24 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
     let data = tmp.path().join("data");
     let real = write_tiny_folder(&data);
     let eval_out = tmp.path().join("eval");
-    ok(&[
-        "eval",
-        "--train",
+    ok(&words(&format!(
+        "eval --train {} --test {} --epochs 2 --repeats 1 --out {} --save-nets",
         s(&data),
-        "--test",
         s(&data),
-        "--epochs",
-        "2",
-        "--repeats",
-        "1",
-        "--out",
-        s(&eval_out),
-        "--save-nets",
-    ]);
+        s(&eval_out)
+    )));
     let net = eval_out.join("net-set0-run0.safetensors");
     let half = tmp.path().join("half");
     select_random_4(&data, &half);
     let report_path = tmp.path().join("quality.json");
-    ok(&[
-        "quality",
-        "--images",
+    ok(&words(&format!(
+        "quality --images {} --images {} --reference {} --classifier {} --out {}",
         s(&data),
-        "--images",
         s(&half),
-        "--reference",
         s(&data),
-        "--classifier",
         s(&net),
-        "--out",
-        s(&report_path),
-    ]);
+        s(&report_path)
+    )));
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     let details = &report["outcome"];
 
@@ -666,15 +557,12 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
     two.class_names.truncate(2);
     let keep: Vec<usize> = (0..two.len()).filter(|&i| two.labels[i] < 2).collect();
     image_folder::write(&two.subset(&keep), &other, false).unwrap();
-    let err = fails(&[
-        "quality",
-        "--images",
+    let err = fails(&words(&format!(
+        "quality --images {} --reference {} --classifier {}",
         s(&other),
-        "--reference",
         s(&data),
-        "--classifier",
-        s(&net),
-    ]);
+        s(&net)
+    )));
     assert!(
         err.contains("--images") && err.contains("2 classes"),
         "{err}"
@@ -823,15 +711,11 @@ fn soft_label_eval_with_a_saved_teacher_and_its_scores() {
         .get("soft-labels")
         .is_none());
 
-    let err = fails(&[
-        "eval",
-        "--train",
+    let err = fails(&words(&format!(
+        "eval --train {} --test {} --labels soft",
         s(&half),
-        "--test",
-        s(&data),
-        "--labels",
-        "soft",
-    ]);
+        s(&data)
+    )));
     assert!(err.contains("--teacher"), "{err}");
 
     let scores = tmp.path().join("scores.json");

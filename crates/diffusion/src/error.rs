@@ -62,6 +62,15 @@ pub enum DiffusionError {
     #[error("the shipped model was not found; looked in: {} (set DMGD_MODELS to a folder that holds fashion-mnist-dit/, or name a model)", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     ShippedModelNotFound { tried: Vec<PathBuf> },
 
+    #[error("training images must be square, found {shape}")]
+    NotSquare { shape: String },
+
+    #[error("{} already holds a pretraining run", dir.display())]
+    RunExists { dir: PathBuf },
+
+    #[error("the training data differ from the data of the run in {}", dir.display())]
+    OtherData { dir: PathBuf },
+
     #[error("timestep respacing {spec:?}: {reason}")]
     BadRespacing { spec: String, reason: String },
 
@@ -91,6 +100,9 @@ pub enum DiffusionError {
 
     #[error(transparent)]
     Data(#[from] dmgd_data::DataError),
+
+    #[error(transparent)]
+    Manifest(#[from] dmgd_run::ManifestError),
 }
 
 impl DiffusionError {

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod dit;
 pub mod error;
 pub mod gaussian;
+pub mod pretrain;
 pub mod shipped;
 pub mod train;
 

@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 use dmgd_diffusion::checkpoint::{check_keys, infer_config, load_dit, read_tensors};
 use dmgd_diffusion::dit::DitConfig;
+use dmgd_kernels::testing::max_abs_diff;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -34,15 +35,7 @@ fn pt_and_safetensors_give_the_same_tensors() {
     let st = read_tensors(&fixture("dit_tiny.safetensors"), &Device::Cpu).unwrap();
     assert_eq!(pt.len(), st.len());
     for (k, v) in &st {
-        let diff = (v - &pt[k])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap();
-        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{k}");
+        assert_eq!(max_abs_diff(v, &pt[k]), 0.0, "{k}");
     }
     let cfg = infer_config(&pt, &fixture("dit_tiny.pt"), Some(4)).unwrap();
     let dit = load_dit(&fixture("dit_tiny.pt"), Some(&cfg), &Device::Cpu).unwrap();

@@ -3,12 +3,13 @@
 //! step and a 50-step CFG sample of a tiny random-weight DiT. Regenerate the fixtures with
 //! `${PYTHON:-python3} oracle/dit_oracle.py` (packages: oracle/requirements.txt).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use dmgd_diffusion::checkpoint::{infer_config, load_dit, read_tensors};
 use dmgd_diffusion::dit::{
     pos_embed_2d, timestep_frequency_embedding, Cfg, CfgChannels, Dit, FREQUENCY_EMBEDDING_SIZE,
 };
 use dmgd_diffusion::gaussian::GaussianDiffusion;
+use dmgd_kernels::testing::{max_abs, max_abs_diff};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -20,22 +21,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn io() -> HashMap<String, Tensor> {
     candle_core::safetensors::load(fixture("dit_tiny_io.safetensors"), &Device::Cpu).unwrap()
-}
-
-fn max_abs_err(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F32).unwrap();
-    let b = b.to_dtype(DType::F32).unwrap();
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// The tiny oracle model: width 64 is no preset, so the heads (4) are given.
@@ -75,7 +60,7 @@ fn forward_matches_the_oracle() {
         (8, 4, 5)
     );
     let out = dit.forward(&io["x"], &io["t"], &labels(&io["y"])).unwrap();
-    let err = max_abs_err(&out, &io["out"]);
+    let err = max_abs_diff(&out, &io["out"]);
     assert!(err <= 1e-4, "forward max abs err {err}");
 }
 
@@ -94,10 +79,10 @@ fn a_config_without_a_preset_asks_for_the_heads() {
 fn timestep_embedding_and_pos_table_match_the_oracle() {
     let io = io();
     let emb = timestep_frequency_embedding(&io["t_freq_in"], FREQUENCY_EMBEDDING_SIZE).unwrap();
-    let err = max_abs_err(&emb, &io["t_freq"]);
+    let err = max_abs_diff(&emb, &io["t_freq"]);
     assert!(err <= 1e-4, "frequency embedding err {err}");
     let table = pos_embed_2d(64, 4, &Device::Cpu).unwrap();
-    let err = max_abs_err(&table, &io["pos_table"]);
+    let err = max_abs_diff(&table, &io["pos_table"]);
     assert!(err <= 1e-6, "pos table err {err}");
 }
 
@@ -130,7 +115,7 @@ fn cfg_and_one_ddpm_step_match_the_oracle() {
     let out = dit
         .forward_with_cfg(&io["cfg_x"], &t, &y_emb, &cfg)
         .unwrap();
-    let err = max_abs_err(&out, &io["cfg_out"]);
+    let err = max_abs_diff(&out, &io["cfg_out"]);
     assert!(err <= 1e-4, "cfg output err {err}");
 
     let d = GaussianDiffusion::new("50").unwrap();
@@ -141,11 +126,11 @@ fn cfg_and_one_ddpm_step_match_the_oracle() {
         ("step_mean", &pred.mean),
         ("step_log_var", &pred.log_variance),
     ] {
-        let err = max_abs_err(ours, &io[name]);
+        let err = max_abs_diff(ours, &io[name]);
         assert!(err <= 1e-4, "{name} err {err}");
     }
     let next = d.ddpm_step(&pred, &io["step_z"]).unwrap();
-    let err = max_abs_err(&next, &io["step_out"]);
+    let err = max_abs_diff(&next, &io["step_out"]);
     assert!(err <= 1e-4, "step err {err}");
 }
 
@@ -170,16 +155,8 @@ fn fifty_step_cfg_sample_matches_the_oracle() {
     }
     // 50 steps of f32 arithmetic with guidance scale 4 amplify rounding: compare relative to
     // the sample's magnitude.
-    let err = max_abs_err(&x, &io["sample"]);
-    let scale = io["sample"]
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let err = max_abs_diff(&x, &io["sample"]);
+    let scale = max_abs(&io["sample"]);
     assert!(
         err <= 1e-4 * scale.max(1.0),
         "50-step sample err {err} (max |x| {scale})"
@@ -192,19 +169,13 @@ fn hybrid_training_loss_matches_the_oracle() {
     let d = GaussianDiffusion::new("").unwrap();
     let t: Vec<usize> = labels(&io["loss_t"]);
     let x_t = d.q_sample(&io["loss_x0"], &t, &io["loss_noise"]).unwrap();
-    assert!(max_abs_err(&x_t, &io["loss_x_t"]) <= 1e-5);
+    assert!(max_abs_diff(&x_t, &io["loss_x_t"]) <= 1e-5);
     let (loss, mse, vb) = d
         .training_losses(&io["loss_out"], &io["loss_x0"], &x_t, &io["loss_noise"], &t)
         .unwrap();
     for (name, ours) in [("loss", &loss), ("loss_mse", &mse), ("loss_vb", &vb)] {
-        let err = max_abs_err(ours, &io[name]);
-        let scale = io[name]
-            .abs()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let err = max_abs_diff(ours, &io[name]);
+        let scale = max_abs(&io[name]);
         assert!(
             err <= 1e-4 * scale.max(1.0),
             "{name}: err {err} (max {scale})"

@@ -1,8 +1,9 @@
 //! SD-VAE parity with diffusers' AutoencoderKL (oracle: oracle/vae_oracle.py), tiny
 //! random config, loaded under the new (`to_q`...) and the old (`query`...) attention names.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use dmgd_diffusion::autoencoder::{Autoencoder, EncodeMode, SdVae, VaeConfig, SD_VAE_LATENT_SCALE};
+use dmgd_kernels::testing::max_abs_diff;
 use rand::SeedableRng;
 use std::path::PathBuf;
 
@@ -10,22 +11,6 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn max_abs_err(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 fn tiny_config() -> VaeConfig {
@@ -46,8 +31,8 @@ fn both_attention_namings_match_diffusers() {
         let vae = SdVae::load(&fixture(file), &tiny_config(), &Device::Cpu).unwrap();
         let (mean, logvar) = vae.moments(&io["x"]).unwrap();
         let (e1, e2) = (
-            max_abs_err(&mean, &io["mean"]),
-            max_abs_err(&logvar, &io["logvar"]),
+            max_abs_diff(&mean, &io["mean"]),
+            max_abs_diff(&logvar, &io["logvar"]),
         );
         assert!(
             e1 <= 1e-4 && e2 <= 1e-4,
@@ -57,11 +42,11 @@ fn both_attention_namings_match_diffusers() {
         let decoded = ae
             .decode(&(&io["z"] * SD_VAE_LATENT_SCALE).unwrap())
             .unwrap();
-        let e3 = max_abs_err(&decoded, &io["decoded"]);
+        let e3 = max_abs_diff(&decoded, &io["decoded"]);
         assert!(e3 <= 1e-4, "{file}: decode err {e3}");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let latent = ae.encode(&io["x"], EncodeMode::Mean, &mut rng).unwrap();
-        assert!(max_abs_err(&latent, &(&io["mean"] * SD_VAE_LATENT_SCALE).unwrap()) <= 1e-5);
+        assert!(max_abs_diff(&latent, &(&io["mean"] * SD_VAE_LATENT_SCALE).unwrap()) <= 1e-5);
     }
 }
 
@@ -72,5 +57,5 @@ fn pixel_space_is_the_identity() {
     let ae = Autoencoder::Pixel;
     assert_eq!(ae.scale(), 1.0);
     let z = ae.encode(&x, EncodeMode::Sample, &mut rng).unwrap();
-    assert_eq!(max_abs_err(&ae.decode(&z).unwrap(), &x), 0.0);
+    assert_eq!(max_abs_diff(&ae.decode(&z).unwrap(), &x), 0.0);
 }

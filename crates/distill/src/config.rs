@@ -137,6 +137,42 @@ pub const SAMPLING_KEYS: [&str; 8] = [
     "class-batch",
 ];
 
+impl dmgd_run::Settings for DistillConfig {
+    fn described() -> Vec<(&'static str, &'static str)> {
+        SETTINGS.to_vec()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        DistillConfig::validate(self)
+    }
+}
+
+/// What `dmgd sample` reads: the sampling loop's keys (`SAMPLING_KEYS`) of a plain-sampling
+/// (`method = "dit"`) configuration; `sample` and `distill --method dit` share the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SamplingConfig(pub DistillConfig);
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig(DistillConfig {
+            method: Method::Dit,
+            ..DistillConfig::default()
+        })
+    }
+}
+
+impl dmgd_run::Settings for SamplingConfig {
+    fn described() -> Vec<(&'static str, &'static str)> {
+        let sampling = |(key, _): &(&str, &str)| SAMPLING_KEYS.contains(key);
+        SETTINGS.into_iter().filter(sampling).collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.0.validate()
+    }
+}
+
 impl Default for DistillConfig {
     fn default() -> Self {
         DistillConfig {
@@ -302,17 +338,17 @@ mod tests {
 
     #[test]
     fn every_key_is_described_once() {
-        let defaults = serde_json::to_value(DistillConfig::default()).unwrap();
-        let keys: Vec<&str> = defaults
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut described: Vec<&str> = SETTINGS.iter().map(|(key, _)| *key).collect();
-        described.sort();
-        assert_eq!(described, keys); // serde_json's map is sorted
-        assert!(SAMPLING_KEYS.iter().all(|k| keys.contains(k)));
+        let nothing = (vec![], vec![]);
+        assert_eq!(
+            dmgd_run::settings::undescribed_keys::<DistillConfig>(),
+            nothing
+        );
+        let mut keys: Vec<&str> = SETTINGS.iter().map(|(key, _)| *key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len());
+        let sampling = <SamplingConfig as dmgd_run::Settings>::described();
+        assert_eq!(sampling.len(), SAMPLING_KEYS.len());
     }
 
     #[test]

@@ -30,6 +30,18 @@ pub enum ModelError {
     },
     #[error(transparent)]
     Record(#[from] dmgd_run::ManifestError),
+    #[error("device {device}")]
+    Device {
+        device: DeviceName,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error("{found} class names for a model of {classes} classes")]
+    ClassNames { found: usize, classes: usize },
+    #[error("label {label} out of range: the model has {classes} classes")]
+    LabelOutOfRange { label: usize, classes: usize },
+    #[error(transparent)]
+    Data(#[from] dmgd_data::DataError),
 }
 
 pub struct Models {
@@ -38,6 +50,10 @@ pub struct Models {
     pub codec: Codec,
     /// None in pixel space.
     pub vae_record: Option<ModelRecord>,
+    /// Where they run, and the precision of the DiT's matrix products there.
+    pub device: Device,
+    pub device_name: DeviceName,
+    pub precision: Precision,
 }
 
 impl Models {
@@ -49,8 +65,16 @@ impl Models {
         dit_entry: Option<&str>,
         vae: Option<&Path>,
         encode: EncodeMode,
-        device: &Device,
+        device_name: DeviceName,
+        precision: Precision,
     ) -> Result<Models, ModelError> {
+        let device = &device_name
+            .open()
+            .and_then(|d| precision.apply(device_name).map(|()| d))
+            .map_err(|source| ModelError::Device {
+                device: device_name,
+                source,
+            })?;
         let dit_path =
             dmgd_diffusion::shipped::resolve_dit_weights(dit).map_err(ModelError::NotFound)?;
         let dit_error = |source| ModelError::Dit {
@@ -86,7 +110,35 @@ impl Models {
             },
             codec,
             vae_record,
+            device: device.clone(),
+            device_name,
+            precision,
         })
+    }
+
+    /// The names of the classes plain sampling draws: `named` (a list's name or a file), else
+    /// Fashion-MNIST's for a 10-class 1-channel model, else `class-<k>`; and `labels` (None:
+    /// every class) checked against the model.
+    pub fn sampling_classes(
+        &self,
+        named: Option<&str>,
+        labels: Option<&[usize]>,
+    ) -> Result<Vec<String>, ModelError> {
+        let c = &self.dit.config;
+        let names = match (named, c.num_classes, c.in_channels) {
+            (Some(name), _, _) => dmgd_data::class_list::resolve(name)?,
+            (None, 10, 1) => dmgd_data::class_list::resolve("fashion-mnist")?,
+            (None, n, _) => (0..n).map(|k| format!("class-{k:04}")).collect(),
+        };
+        let classes = c.num_classes;
+        if names.len() != classes {
+            let found = names.len();
+            return Err(ModelError::ClassNames { found, classes });
+        }
+        match labels.into_iter().flatten().find(|&&y| y >= classes) {
+            Some(&label) => Err(ModelError::LabelOutOfRange { label, classes }),
+            None => Ok(names),
+        }
     }
 }
 
@@ -112,8 +164,8 @@ impl Models {
             model_labels: model_labels(class_names, self.dit.config.num_classes)?,
             data,
             shards,
-            device: DeviceName::Cpu,
-            precision: Precision::F32,
+            device: self.device_name,
+            precision: self.precision,
         })
     }
 
@@ -140,8 +192,8 @@ impl Models {
             },
             model_labels: (0..self.dit.config.num_classes).collect(),
             shards: 1,
-            device: DeviceName::Cpu,
-            precision: Precision::F32,
+            device: self.device_name,
+            precision: self.precision,
         }
     }
 }

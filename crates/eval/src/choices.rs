@@ -6,23 +6,36 @@ use crate::EvalError;
 use dmgd_data::ImageSet;
 use dmgd_kernels::DeviceName;
 use dmgd_student::{Arch, Augment, NormKind, Protocol, TrainConfig};
+use serde::{Deserialize, Serialize};
 
 /// The optimiser, where the protocol lets one choose (minimax, rded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OptimizerChoice {
     AdamW,
     /// The Minimax code's SGD alternative (`TrainConfig::MINIMAX_SGD`).
     Sgd,
 }
 
-/// What the user chose; `None`: the protocol's default.
-#[derive(Debug, Clone)]
+/// Whose labels the students learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Labels {
+    /// The sets' own labels.
+    #[default]
+    Hard,
+    /// A frozen teacher's tempered outputs on every training batch (the caller loads it).
+    Soft,
+}
+
+/// What the user chose (`dmgd eval`'s settings); `None`: the protocol's default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrainChoices {
     pub net: Arch,
     pub norm: NormKind,
-    /// Default: dc, or rded with soft labels.
     pub protocol: Option<Protocol>,
-    pub soft_labels: bool,
+    pub labels: Labels,
     pub epochs: Option<usize>,
     pub augment: Option<Augment>,
     pub optimizer: Option<OptimizerChoice>,
@@ -30,6 +43,42 @@ pub struct TrainChoices {
     pub test_every: Option<usize>,
     pub seed: u64,
     pub device: DeviceName,
+}
+
+impl Default for TrainChoices {
+    fn default() -> Self {
+        TrainChoices {
+            net: Arch::ConvNet { depth: 3 },
+            norm: NormKind::Instance,
+            protocol: None,
+            labels: Labels::Hard,
+            epochs: None,
+            augment: None,
+            optimizer: None,
+            batch_size: None,
+            test_every: None,
+            seed: 0,
+            device: DeviceName::Cpu,
+        }
+    }
+}
+
+impl dmgd_run::Settings for TrainChoices {
+    fn described() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("net", "Student network: convnet3 (28-32 px), convnet6 (224 px), convnetD, resnetap10, resnet18."),
+            ("norm", "Normalisation layers of the student: instance or batch."),
+            ("protocol", "dc (Fashion-MNIST: SGD, batch 256, lr x0.1 at half), minimax (ImageNet subsets at 224 px: augmentation chain, CutMix, epochs by IPC) or rded (the soft-label protocol: AdamW, half cosine, batch by IPC) [default: dc, rded with --labels soft]."),
+            ("labels", "hard (the sets' own labels) or soft: a frozen --teacher labels every training batch."),
+            ("epochs", "Epochs [default: 300 for dc and rded, by IPC for minimax]."),
+            ("augment", "Training augmentation: none, dsa, minimax or rded [default: the protocol's: none for dc]."),
+            ("optimizer", "Optimiser for minimax and rded: adamw (their default) or sgd; dc always uses SGD 0.01 / 0.9 / 5e-4, and refuses this."),
+            ("batch-size", "Training batch [default: the protocol's; by IPC for rded]."),
+            ("test-every", "Test every this many epochs, and always at the end [default: E/10 for dc, E/100 for minimax, E/30 after 80 % of E for rded]. A pass over the 10,000 Fashion-MNIST test images costs about as much as several training epochs at IPC 10: for short runs, give the epoch count to test once, at the end."),
+            ("seed", "Seed of the first network; repeat r of set s uses seed + 1000 s + r."),
+            ("device", "cpu, or cuda:N with a dmgd built with `--features cuda` (the students' CPU kernels give way to candle's ops there; another device is another run: other bits)."),
+        ]
+    }
 }
 
 impl TrainChoices {
@@ -40,9 +89,9 @@ impl TrainChoices {
         let invalid = |reason: &str| EvalError::InvalidChoice {
             reason: reason.into(),
         };
-        let protocol = self.protocol.unwrap_or(match self.soft_labels {
-            true => Protocol::Rded,
-            false => Protocol::Dc,
+        let protocol = self.protocol.unwrap_or(match self.labels {
+            Labels::Soft => Protocol::Rded,
+            Labels::Hard => Protocol::Dc,
         });
         if protocol == Protocol::Dc && self.optimizer.is_some() {
             return Err(invalid("the optimiser is chosen under the minimax and rded protocols; dc always trains with SGD 0.01 / 0.9 / 5e-4"));
@@ -93,18 +142,18 @@ mod tests {
 
     fn choices() -> TrainChoices {
         TrainChoices {
-            net: Arch::ConvNet { depth: 3 },
-            norm: NormKind::Instance,
-            protocol: None,
-            soft_labels: false,
-            epochs: None,
-            augment: None,
-            optimizer: None,
-            batch_size: None,
-            test_every: None,
             seed: 3,
-            device: DeviceName::Cpu,
+            ..TrainChoices::default()
         }
+    }
+
+    #[test]
+    fn every_choice_is_described() {
+        let nothing = (vec![], vec![]);
+        assert_eq!(
+            dmgd_run::settings::undescribed_keys::<TrainChoices>(),
+            nothing
+        );
     }
 
     #[test]
@@ -115,7 +164,7 @@ mod tests {
             (Protocol::Dc, 300, 256)
         );
         let soft = TrainChoices {
-            soft_labels: true,
+            labels: Labels::Soft,
             ..choices()
         };
         let rded = soft.resolve(&[set(10)]).unwrap();

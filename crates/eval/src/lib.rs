@@ -15,7 +15,7 @@ pub mod score;
 pub mod select;
 pub mod teacher;
 
-pub use choices::{OptimizerChoice, TrainChoices};
+pub use choices::{Labels, OptimizerChoice, TrainChoices};
 pub use error::EvalError;
 pub use evaluate::{evaluate, EvalResult, EvalSpec, Evaluation, Event};
 

@@ -18,8 +18,8 @@ mod gemm;
 pub mod norm;
 pub mod optim;
 pub mod pool;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use conv2d::{conv2d, ConvParams};
 pub use device::{DeviceName, Precision};

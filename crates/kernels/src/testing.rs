@@ -1,4 +1,5 @@
-//! Helpers of the kernels' tests: seeded inputs and the distance between two results.
+//! Helpers of the tests (the kernels' own, and other crates' with the `testing` feature):
+//! seeded inputs and the distance between two results.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
@@ -14,18 +15,18 @@ pub fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
-/// max |a - b| over every element.
+/// max |t| over every element, in f32.
+pub fn max_abs(t: &Tensor) -> f32 {
+    let t = t.to_dtype(candle_core::DType::F32).unwrap();
+    let abs = t.abs().unwrap().flatten_all().unwrap();
+    abs.max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// max |a - b| over every element, in f32; the shapes must agree.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    assert_eq!(a.dims(), b.dims());
+    let f32 = |t: &Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
+    max_abs(&(f32(a) - f32(b)).unwrap())
 }
 
 /// The gradients of sum(y * probe): a backward pass with `probe` as the upstream gradient.

@@ -5,9 +5,11 @@
 //! derived from it, so two different runs never share a folder.
 
 pub mod manifest;
+pub mod settings;
 pub mod spec;
 
 pub use manifest::{check_spec, sha256_file, Manifest, ManifestError, MANIFEST_FILE};
+pub use settings::Settings;
 pub use spec::{differing_keys, spec_hash, SpecMismatch};
 
 /// What to do when the output directory already holds a run.

@@ -2,20 +2,19 @@
 
 use super::knobs::Knobs;
 use crate::dataset::DataArgs;
+use crate::model_args::ModelArgs;
 use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataError, DataSource};
 use dmgd_diffusion::autoencoder::{EncodeMode, SD_VAE_FACTOR};
 use dmgd_distill::config::DistillConfig;
 use dmgd_distill::config::Method;
-use dmgd_distill::models::Models;
 use dmgd_distill::pipeline::{Existing, Job};
 use dmgd_distill::random_subset::RandomError;
 use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
 use dmgd_distill::shard::Shard;
 use dmgd_distill::spec::{DataRecord, DistillSpec};
 use dmgd_distill::support_cache::{default_cache_dir, SupportCache};
-use dmgd_kernels::{DeviceName, Precision};
 use std::path::PathBuf;
 
 /// Distill a labelled image set into IPC synthetic images per class.
@@ -41,40 +40,25 @@ pub struct Args {
     /// Generate only shard i of n (0-based), e.g. `--shard 0/4`; see docs/SHARDING.md.
     #[arg(long, default_value = "0/1")]
     pub shard: Shard,
-    /// TOML file of settings (keys as the flags, e.g. `rho = 0.05`).
+    /// TOML file of settings (keys named as the settings' flags, e.g. `rho = 0.05`).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print the resolved settings as TOML (a file for --config) and stop.
     #[arg(long)]
     pub print_config: bool,
-    /// DiT checkpoint: a `dmgd pretrain` directory, or a .pt / .safetensors state dict
-    /// (e.g. DiT-XL-2-256x256.pt). Default: the shipped Fashion-MNIST model.
-    #[arg(long)]
-    pub dit: Option<PathBuf>,
-    /// The entry of a training checkpoint ({"model", "ema", "opt", "args"}, as DiT's train.py
-    /// saves it) to load: `ema` (the default) or `model`.
-    #[arg(long)]
-    pub dit_entry: Option<String>,
-    /// SD VAE (diffusers AutoencoderKL .safetensors, e.g. sd-vae-ft-mse). Absent: pixel space.
-    #[arg(long)]
-    pub vae: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// How real images become latents for the support points: a sample of the VAE encoder's
     /// Gaussian (as the reference's latent extraction) or its mean.
     #[arg(long, value_enum, default_value = "sample")]
     pub encode: EncodeArg,
-    /// cpu, or cuda:N with a dmgd built with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceName,
-    /// The DiT's matrix products on CUDA: f32, or tf32 (as DiT's official sample.py).
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
     /// Where k-means supports are cached (default: $XDG_CACHE_HOME/dmgd or ~/.cache/dmgd).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub knobs: Knobs<false>,
+    pub knobs: Knobs<DistillConfig>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -84,16 +68,12 @@ pub enum EncodeArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let config = args
-        .knobs
-        .resolve(args.config.as_deref(), DistillConfig::default())?;
+    let config = args.knobs.resolve(args.config.as_deref())?;
     if args.print_config {
         print!("{}", toml::to_string(&config)?);
         return Ok(());
     }
-    let device = args.device.open()?;
-    args.precision.apply(args.device)?;
-    let default_input = args.dit.is_none() && args.vae.is_none() && args.data.is_default();
+    let default_input = args.model.is_default() && args.data.is_default();
     let mut options = args.data.options();
 
     if config.method == Method::Random {
@@ -131,17 +111,11 @@ pub fn run(args: Args) -> Result<()> {
         EncodeArg::Mean => EncodeMode::Mean,
         EncodeArg::Sample => EncodeMode::Sample,
     };
-    let models = Models::load(
-        args.dit.as_deref(),
-        args.dit_entry.as_deref(),
-        args.vae.as_deref(),
-        encode,
-        &device,
-    )?;
+    let models = args.model.load(encode)?;
     // Open the data (a folder is listed and its headers checked; a class is decoded when its
     // support is computed). Real images enter the autoencoder at the size its latents match
     // the DiT's input (ADM center crop), unless --image-size says otherwise.
-    if options.image_size.is_none() && args.vae.is_some() {
+    if options.image_size.is_none() && args.model.vae.is_some() {
         options.image_size = Some(models.dit.config.input_size * SD_VAE_FACTOR);
     }
     let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
@@ -151,8 +125,7 @@ pub fn run(args: Args) -> Result<()> {
         description: source.describe(),
         fingerprint: real.fingerprint(),
     };
-    let mut spec = models.spec_for_data(config, data, real.class_names(), args.shard.count)?;
-    (spec.device, spec.precision) = (args.device, args.precision);
+    let spec = models.spec_for_data(config, data, real.class_names(), args.shard.count)?;
     let out = args
         .out
         .clone()

@@ -1,15 +1,16 @@
 //! `dmgd eval`: flags -> an `EvalSpec` -> `dmgd_eval::evaluate` -> the table.
 
+use super::knobs::Knobs;
 use crate::dataset::DataArgs;
 use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataSource, FASHION_MNIST};
 use dmgd_eval::evaluate::{markdown_table, RESULTS_FILE, TABLE_FILE};
-use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, OptimizerChoice, SetRecord, TrainChoices};
+use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, Labels, SetRecord, TrainChoices};
 use dmgd_run::Existing;
 use dmgd_student::train::{net_input, test_resize};
-use dmgd_student::{Arch, Augment, NormKind, Protocol, SoftLabels, TrainConfig};
+use dmgd_student::{Arch, SoftLabels, TrainConfig};
 use std::path::PathBuf;
 
 /// Train fresh students on a set and test them on the real test split.
@@ -29,20 +30,6 @@ pub struct Args {
     /// Test set: `fashion-mnist` (its 10,000 test images) or an ImageFolder with the same classes.
     #[arg(long, default_value = FASHION_MNIST)]
     pub test: String,
-    /// Student network: convnet3 (28–32 px), convnet6 (224 px), convnetD, resnetap10, resnet18.
-    #[arg(long, default_value = "convnet3")]
-    pub net: Arch,
-    /// Normalisation layers of the student: instance or batch.
-    #[arg(long, default_value = "instance", value_parser = crate::settings::named::<NormKind>)]
-    pub norm: NormKind,
-    /// `dc` (Fashion-MNIST: SGD, batch 256, lr x0.1 at half), `minimax` (ImageNet subsets at
-    /// 224 px: augmentation chain, CutMix, epochs by IPC) or `rded` (the soft-label protocol:
-    /// AdamW, half cosine, batch by IPC) [default: dc, rded with --labels soft].
-    #[arg(long)]
-    pub protocol: Option<Protocol>,
-    /// `hard` (the sets' own labels) or `soft`: a frozen --teacher labels every training batch.
-    #[arg(long, default_value = "hard", value_enum)]
-    pub labels: LabelsArg,
     /// Teacher for --labels soft: a network `eval --save-nets` wrote on the full real data, or
     /// a PyTorch state dict (torchvision's ResNet-18 key names for resnet18). Its norm follows
     /// the file (batch norm when it holds running statistics).
@@ -54,30 +41,9 @@ pub struct Args {
     /// Temperature of the soft labels.
     #[arg(long, default_value_t = dmgd_student::protocol::RDED_TEMPERATURE, requires = "teacher")]
     pub temperature: f64,
-    /// Epochs (default: 300 for dc, by IPC for minimax).
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Training augmentation: none, dsa, minimax or rded (default: none for dc, minimax for
-    /// minimax, rded for rded).
-    #[arg(long, value_parser = crate::settings::named::<Augment>)]
-    pub augment: Option<Augment>,
-    /// Optimiser for minimax: adamw (default) or sgd (dc always uses SGD 0.01 / 0.9 / 5e-4,
-    /// and refuses this flag).
-    #[arg(long, value_enum)]
-    pub optimizer: Option<OptimizerArg>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Test every this many epochs (default: E/10 for dc, E/100 for minimax; always at the end).
-    /// A pass over the 10,000 Fashion-MNIST test images costs about as much as several training
-    /// epochs at IPC 10: for short runs pass `--test-every <epochs>` to test once, at the end.
-    #[arg(long)]
-    pub test_every: Option<usize>,
     /// Fresh networks per training set.
     #[arg(long, default_value_t = 5, value_parser = crate::settings::positive)]
     pub repeats: usize,
-    /// Seed of the first network; repeat r of set s uses seed + 1000 s + r.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// Where eval.json, eval.md and the manifest go (default: runs/eval-<set>-<net>-<protocol>-<hash of the spec>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -92,28 +58,18 @@ pub struct Args {
     /// `dmgd select --embedding` and `dmgd quality --classifier` read).
     #[arg(long)]
     pub save_nets: bool,
-    /// cpu, or cuda:N with a dmgd built with `--features cuda` (the students' own CPU kernels
-    /// give way to candle's ops there; another device is another run: other bits).
-    #[arg(long, default_value = "cpu")]
-    pub device: dmgd_kernels::DeviceName,
     #[command(flatten)]
     pub data: DataArgs,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
-pub enum LabelsArg {
-    Hard,
-    Soft,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum OptimizerArg {
-    Adamw,
-    Sgd,
+    #[command(flatten)]
+    pub choices: Knobs<TrainChoices>,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = args.device.open()?; // before any data is read
+    let choices = args.choices.resolve(None)?;
+    if choices.labels == Labels::Hard && args.teacher.is_some() {
+        bail!("--teacher is for --labels soft");
+    }
+    let device = choices.device.open()?; // before any data is read
     let options = args.data.options();
     let (mut train, mut train_sets, mut names) = (Vec::new(), Vec::new(), Vec::new());
     for name in &args.train {
@@ -133,7 +89,7 @@ pub fn run(args: Args) -> Result<()> {
         names.push(source.short_name());
         train.push(set);
     }
-    let mut config = resolve_config(&args, &train)?;
+    let mut config = resolve_config(&choices, &train)?;
     let input = net_input(&config, train[0].shape);
     let test_resize = test_resize(&config, train[0].shape);
     let test_source = DataSource::resolve(&args.test, &options, Split::Test, test_resize)?;
@@ -148,7 +104,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let teacher = match &args.teacher {
         Some(path) => {
-            let net = args.teacher_net.unwrap_or(args.net);
+            let net = args.teacher_net.unwrap_or(choices.net);
             let classes = train[0].num_classes();
             let (record, teacher) = dmgd_eval::teacher::load(path, net, input, classes, &device)
                 .with_context(|| format!("--teacher {} as {net}", path.display()))?;
@@ -223,27 +179,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The protocol's configuration with the flags' changes.
-fn resolve_config(args: &Args, train: &[dmgd_data::ImageSet]) -> Result<TrainConfig> {
-    let soft_labels = args.labels == LabelsArg::Soft;
-    if !soft_labels && args.teacher.is_some() {
-        bail!("--teacher is for --labels soft");
-    }
-    let choices = TrainChoices {
-        net: args.net,
-        norm: args.norm,
-        protocol: args.protocol,
-        soft_labels,
-        epochs: args.epochs,
-        augment: args.augment,
-        optimizer: args.optimizer.map(|o| match o {
-            OptimizerArg::Adamw => OptimizerChoice::AdamW,
-            OptimizerArg::Sgd => OptimizerChoice::Sgd,
-        }),
-        batch_size: args.batch_size,
-        test_every: args.test_every,
-        seed: args.seed,
-        device: args.device,
-    };
+fn resolve_config(choices: &TrainChoices, train: &[dmgd_data::ImageSet]) -> Result<TrainConfig> {
     choices.resolve(train).map_err(|e| {
         let advice = match e {
             EvalError::MixedIpc { .. } => "pass --epochs (minimax) or --batch-size (rded)",

@@ -27,6 +27,11 @@ pub struct Args {
     /// ImageFolder with the same classes.
     #[arg(long, default_value = FASHION_MNIST)]
     pub reference: String,
+    /// Compare with the last N images of every class of --data's training split instead (the
+    /// images `dmgd pretrain --holdout-per-class N` held out): for choosing a checkpoint
+    /// without looking at the test split.
+    #[arg(long, conflicts_with = "reference")]
+    pub holdout_per_class: Option<usize>,
     /// Weights of the classifier (instance norm, `dc` input normalisation), as
     /// `dmgd eval --save-nets` writes them: e.g. `dmgd eval --train fashion-mnist --repeats 1
     /// --epochs 10 --save-nets` gives one trained on the whole real training split.
@@ -48,8 +53,18 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.open()?; // before any data is read
     let options = args.data.options();
-    let reference_source = DataSource::resolve(&args.reference, &options, Split::Test, None)?;
-    let reference = reference_source.load()?;
+    let (reference_name, reference) = match args.holdout_per_class {
+        None => {
+            let source = DataSource::resolve(&args.reference, &options, Split::Test, None)?;
+            (source.describe(), source.load()?)
+        }
+        Some(n) => {
+            let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
+            let held_out = source.load()?.split_validation(n).1;
+            let name = format!("{}, the last {n} images of every class", source.describe());
+            (name, held_out)
+        }
+    };
     let spec = NetSpec {
         arch: args.net,
         norm: NormKind::Instance,
@@ -79,7 +94,7 @@ pub fn run(args: Args) -> Result<()> {
         &classifier,
         record,
         &reference,
-        &reference_source.describe(),
+        &reference_name,
         &sets,
         &mut |line| eprintln!("{line}"),
     )?;
@@ -87,7 +102,11 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(out) = &args.out {
         let spec = serde_json::json!({
             "classifier": &report.classifier,
-            "reference": SetRecord::of(&reference_source, &reference),
+            "reference": SetRecord {
+                source: reference_name,
+                images: reference.len(),
+                fingerprint: reference.fingerprint(),
+            },
             "sets": records,
         });
         dmgd_run::Manifest::new(&spec, Some(&report)).write_to(out)?;

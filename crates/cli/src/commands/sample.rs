@@ -2,16 +2,15 @@
 //! `distill --method dit` through the same loop (same seeds, same images), for models whose
 //! training data are not at hand and for class subsets (`--labels`).
 
-use super::knobs::SamplingKnobs;
+use super::knobs::Knobs;
+use crate::model_args::ModelArgs;
 use anyhow::Result;
 use dmgd_diffusion::autoencoder::EncodeMode;
-use dmgd_distill::config::{DistillConfig, Method};
-use dmgd_distill::models::Models;
+use dmgd_distill::config::SamplingConfig;
 use dmgd_distill::pipeline::{Existing, Job};
 use dmgd_distill::run_dir::IMAGES_DIR;
 use dmgd_distill::shard::Shard;
 use dmgd_distill::support_cache::SupportCache;
-use dmgd_kernels::{DeviceName, Precision};
 use std::path::PathBuf;
 
 /// Plain class-conditional sampling from a DiT (the `dit` baseline), no real data needed.
@@ -34,17 +33,8 @@ pub struct Args {
     resume: bool,
     #[arg(long)]
     overwrite: bool,
-    /// DiT checkpoint: a `dmgd pretrain` directory or a .safetensors / .pt file.
-    /// Default: the shipped Fashion-MNIST model.
-    #[arg(long, alias = "model")]
-    dit: Option<PathBuf>,
-    /// The entry of a training checkpoint ({"model", "ema", "opt", "args"}, as DiT's train.py
-    /// saves it) to load: `ema` (the default) or `model`.
-    #[arg(long)]
-    dit_entry: Option<String>,
-    /// SD VAE weights (diffusers AutoencoderKL) for latent models; none = pixel space.
-    #[arg(long)]
-    vae: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Class names in label order: fashion-mnist, imagenette, imagewoof, imagenet1k or a file;
     /// default: fashion-mnist for 10-class 1-channel models, else class-<k>.
     #[arg(long)]
@@ -53,52 +43,15 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<usize>>,
     #[command(flatten)]
-    knobs: SamplingKnobs,
-    /// cpu, or cuda:N with a dmgd built with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceName,
-    /// The DiT's matrix products on CUDA: f32, or tf32 (as DiT's official sample.py).
-    #[arg(long, default_value = "f32")]
-    precision: Precision,
+    knobs: Knobs<SamplingConfig>,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let plain = DistillConfig {
-        method: Method::Dit,
-        ..DistillConfig::default()
-    };
-    let config = args.knobs.resolve(None, plain)?;
-    let device = args.device.open()?;
-    args.precision.apply(args.device)?;
-    let models = Models::load(
-        args.dit.as_deref(),
-        args.dit_entry.as_deref(),
-        args.vae.as_deref(),
-        EncodeMode::Mean,
-        &device,
-    )?;
-    let mc = &models.dit.config;
-
-    let class_names: Vec<String> = match (&args.class_names, mc.num_classes, mc.in_channels) {
-        (Some(name), _, _) => dmgd_data::class_list::resolve(name)?,
-        (None, 10, 1) => dmgd_data::class_list::resolve("fashion-mnist")?,
-        (None, n, _) => (0..n).map(|k| format!("class-{k:04}")).collect(),
-    };
-    anyhow::ensure!(
-        class_names.len() == mc.num_classes,
-        "--class-names: {} names for a model with {} classes",
-        class_names.len(),
-        mc.num_classes
-    );
-    if let Some(bad) = args.labels.iter().flatten().find(|&&y| y >= mc.num_classes) {
-        anyhow::bail!(
-            "--labels: label {bad} out of range: the model has {} classes",
-            mc.num_classes
-        );
-    }
-
-    let mut spec = models.spec_for_sampling(config, &class_names, args.labels.as_deref());
-    (spec.device, spec.precision) = (args.device, args.precision);
+    let config = args.knobs.resolve(None)?.0;
+    let models = args.model.load(EncodeMode::Mean)?;
+    let labels = args.labels.as_deref();
+    let class_names = models.sampling_classes(args.class_names.as_deref(), labels)?;
+    let spec = models.spec_for_sampling(config, &class_names, labels);
     let out = args.out.clone().unwrap_or_else(|| {
         let hash = dmgd_run::spec_hash(&spec.identity());
         PathBuf::from("runs").join(format!("sample-ipc{}-{hash}", spec.config.ipc))
