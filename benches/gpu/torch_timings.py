@@ -2,7 +2,8 @@
 times, on the same GPU, as Markdown rows. ResNetAP-10 and ResNet-18 (instance norm, the
 oracle's nets of oracle/param_counts.py) training steps at 224 px, batch 64, AdamW 1e-3 /
 0.01; DiT-XL/2 (random weights, oracle/dit_oracle.py's forward) CFG forwards at batch 1 and
-10 in f32 and with TF32 matmuls. Median of REPEATS after one warm-up.
+10 in f32, with TF32 matmuls, and in bf16 (weights and activations). Median of REPEATS after
+one warm-up.
 
     "${PYTHON:-python3}" benches/gpu/torch_timings.py [REPEATS]
 """
@@ -68,17 +69,19 @@ def dit_xl2():
                              "mlp.fc1": (4 * d, d), "mlp.fc2": (d, 4 * d)}.items():
             shapes[f"{b}.{name}.weight"], shapes[f"{b}.{name}.bias"] = (o, n), (o,)
     torch.manual_seed(0)
-    w = {k: torch.randn(s, device=dev) * 0.02 for k, s in shapes.items()}
-    for tf32 in (False, True):
+    w32 = {k: torch.randn(s, device=dev) * 0.02 for k, s in shapes.items()}
+    for precision in ("f32", "tf32", "bf16"):
+        tf32 = precision == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        w = {k: v.to(dtype) for k, v in w32.items()}
         for n in (1, 10):
-            x = torch.randn(2 * n, c, 32, 32, device=dev)
+            x = torch.randn(2 * n, c, 32, 32, device=dev, dtype=dtype)
             t = torch.full((2 * n,), 500, device=dev)
             y = torch.cat([torch.arange(n, device=dev) % classes, torch.full((n,), classes, device=dev)])
             with torch.no_grad():
                 seconds = median_seconds(lambda: dit_oracle.forward_with_cfg(w, x, t, y, 4.0))
-            precision = "tf32" if tf32 else "f32"
             yield f"DiT-XL/2 256px CFG forward ({precision}), {n} image(s)", seconds
 
 

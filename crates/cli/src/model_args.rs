@@ -21,7 +21,8 @@ pub struct ModelArgs {
     /// cpu, or cuda:N with a dmgd built with `--features cuda`.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceName,
-    /// The DiT's matrix products on CUDA: f32, or tf32 (as DiT's official sample.py).
+    /// The DiT's arithmetic: f32; tf32, f32 with TF32 matrix products on CUDA (as DiT's
+    /// official sample.py); or bf16, the model in bfloat16 (anywhere; slow on a CPU).
     #[arg(long, default_value = "f32")]
     pub precision: Precision,
 }

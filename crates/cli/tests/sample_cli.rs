@@ -122,3 +122,42 @@ fn pretrain_resume_refuses_other_settings() {
     assert!(!out.status.success());
     assert!(err.contains("--lr") && err.contains("--resume"), "{err}");
 }
+
+/// `--precision bf16` runs the model in bfloat16 (on the CPU too), records it in the spec, and
+/// gives other images than f32 from the same seeds: another run, in another default folder.
+#[test]
+fn bf16_sampling_is_recorded_and_is_another_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = |precision: &str| {
+        let out = tmp.path().join(precision);
+        let status = Command::new(env!("CARGO_BIN_EXE_dmgd"))
+            .args(["sample", "--labels", "3", "--ipc", "1", "--steps", "4"])
+            .args(["--precision", precision, "--out"])
+            .arg(&out)
+            .env("RAYON_NUM_THREADS", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "--precision {precision}");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let set = image_folder::read(&out.join("images"), &ReadOptions::default()).unwrap();
+        (manifest["spec"]["precision"].clone(), set.pixels)
+    };
+    let (f32_record, f32_pixels) = sample("f32");
+    let (bf16_record, bf16_pixels) = sample("bf16");
+    assert_eq!(
+        f32_record,
+        serde_json::Value::Null,
+        "f32 is the unrecorded default"
+    );
+    assert_eq!(bf16_record, "bf16");
+    assert_ne!(f32_pixels, bf16_pixels);
+    // Close, though: bf16 rounding moves pixels by a few levels, not the drawing.
+    let mean_diff = f32_pixels
+        .iter()
+        .zip(&bf16_pixels)
+        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+        .sum::<f64>()
+        / f32_pixels.len() as f64;
+    assert!(mean_diff < 20.0, "mean pixel difference {mean_diff}");
+}

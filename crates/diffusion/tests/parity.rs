@@ -182,3 +182,22 @@ fn hybrid_training_loss_matches_the_oracle() {
         );
     }
 }
+
+/// bf16 sampling's model: the same forward with weights and activations in bfloat16 (8-bit
+/// mantissas) stays within bf16's rounding of the f32 oracle, and really is another
+/// computation (an f32 run reproduces the oracle to 1e-4).
+#[test]
+fn a_bf16_forward_stays_within_bf16_rounding_of_the_oracle() {
+    let io = io();
+    let dit = tiny_dit().to_dtype(candle_core::DType::BF16).unwrap();
+    assert_eq!(dit.dtype(), candle_core::DType::BF16);
+    let out = dit.forward(&io["x"], &io["t"], &labels(&io["y"])).unwrap();
+    assert_eq!(out.dtype(), candle_core::DType::F32);
+    let (err, scale) = (max_abs_diff(&out, &io["out"]), max_abs(&io["out"]));
+    eprintln!("bf16 forward: max abs err {err}, max |out| {scale}");
+    assert!(
+        err <= 2e-2 * scale,
+        "bf16 forward err {err} (max |out| {scale})"
+    );
+    assert!(err > 1e-4, "bf16 gave the f32 result: was it run in bf16?");
+}

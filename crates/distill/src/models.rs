@@ -83,6 +83,10 @@ impl Models {
         };
         let entry = checkpoint::resolve_entry(&dit_path, dit_entry).map_err(dit_error)?;
         let model = checkpoint::load_dit_entry(&dit_path, entry.as_deref(), None, device)
+            .and_then(|dit| match precision {
+                Precision::Bf16 => dit.to_dtype(precision.dtype()),
+                Precision::F32 | Precision::Tf32 => Ok(dit),
+            })
             .map_err(dit_error)?;
         let (codec, vae_record) = match vae {
             None => (Codec::pixel(), None),

@@ -45,14 +45,17 @@ impl std::fmt::Display for DeviceName {
     }
 }
 
-/// The precision of f32 matrix products on CUDA: strict `f32`, or `tf32` (TF32 tensor cores,
-/// 10-bit mantissas, as DiT's official sample.py samples). The CPU always computes in f32.
+/// The precision of the DiT's arithmetic: strict `f32`; `tf32`, f32 tensors whose matrix
+/// products run on TF32 tensor cores (10-bit mantissas, as DiT's official sample.py samples;
+/// CUDA only); or `bf16`, weights and activations in bfloat16 (8-bit mantissas), the
+/// diffusion arithmetic around the model in f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Precision {
     #[default]
     F32,
     Tf32,
+    Bf16,
 }
 
 impl std::str::FromStr for Precision {
@@ -61,7 +64,8 @@ impl std::str::FromStr for Precision {
         match s {
             "f32" => Ok(Precision::F32),
             "tf32" => Ok(Precision::Tf32),
-            _ => Err(format!("`{s}`: expected f32 or tf32")),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!("`{s}`: expected f32, tf32 or bf16")),
         }
     }
 }
@@ -71,8 +75,17 @@ impl Precision {
         *self == Precision::F32
     }
 
-    /// Sets the precision of this process's CUDA matrix products; TF32 is refused on the CPU,
-    /// where it would change nothing while the record said otherwise.
+    /// The dtype of the model's weights and activations.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::Bf16 => candle_core::DType::BF16,
+            Precision::F32 | Precision::Tf32 => candle_core::DType::F32,
+        }
+    }
+
+    /// Sets the precision of this process's CUDA f32 matrix products; TF32 is refused on the
+    /// CPU, where it would change nothing while the record said otherwise. (bf16 runs
+    /// anywhere: on the CPU slowly, as a check.)
     pub fn apply(self, device: DeviceName) -> candle_core::Result<()> {
         if self == Precision::Tf32 && device.is_cpu() {
             candle_core::bail!("precision tf32 applies to CUDA devices; the CPU computes in f32");

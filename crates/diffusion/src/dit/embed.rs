@@ -108,7 +108,8 @@ impl TimestepEmbedder {
 
     /// (N,) timesteps -> (N, D).
     pub fn forward(&self, t: &Tensor) -> Result<Tensor> {
-        let f = timestep_frequency_embedding(t, FREQUENCY_EMBEDDING_SIZE)?; // (N, 256)
+        let f = timestep_frequency_embedding(t, FREQUENCY_EMBEDDING_SIZE)?; // (N, 256), f32
+        let f = f.to_dtype(self.mlp_0.bias.dtype())?;
         self.mlp_2
             .forward(&candle_nn::ops::silu(&self.mlp_0.forward(&f)?)?) // (N, D)
     }

@@ -95,11 +95,27 @@ impl Dit {
         self.pos_embed.device()
     }
 
-    /// Rows of the label-embedding table: y in [0, num_classes], num_classes = null. (N, D).
+    /// The dtype of the weights and of the activations inside `forward` (inputs and outputs
+    /// stay f32).
+    pub fn dtype(&self) -> DType {
+        self.pos_embed.dtype()
+    }
+
+    /// The same model with its weights in `dtype` (bf16 sampling); F32 gives a copy.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Dit> {
+        let weights = self.state_dict()?.into_iter().collect();
+        Dit::load(
+            &self.config,
+            VarBuilder::from_tensors(weights, dtype, self.device()),
+        )
+    }
+
+    /// Rows of the label-embedding table: y in [0, num_classes], num_classes = null. (N, D),
+    /// f32 whatever the model's dtype (soft labels mix them with f32 noise).
     pub fn label_embedding(&self, y: &[usize]) -> Result<Tensor> {
         let ids: Vec<u32> = y.iter().map(|&v| v as u32).collect();
         let ids = Tensor::from_vec(ids, y.len(), self.device())?;
-        Ok(self.y_embedder.forward(&ids)?)
+        Ok(self.y_embedder.forward(&ids)?.to_dtype(DType::F32)?)
     }
 
     /// The CFG batch of embeddings for labels y: conditional rows, then as many null rows. (2N, D).
@@ -129,14 +145,19 @@ impl Dit {
                 ),
             });
         }
-        let x = self.x_embedder.forward(x)?.broadcast_add(&self.pos_embed)?; // (N, T, D)
+        // Inside, the weights' dtype; f32 at the edges (a no-op for an f32 model).
+        let (x, y_emb) = (x.to_dtype(self.dtype())?, y_emb.to_dtype(self.dtype())?);
+        let x = self
+            .x_embedder
+            .forward(&x)?
+            .broadcast_add(&self.pos_embed)?; // (N, T, D)
         let c = (self.t_embedder.forward(t)? + y_emb)?; // (N, D)
         let mut x = x;
         for block in &self.blocks {
             x = block.forward(&x, &c)?; // (N, T, D)
         }
         let x = self.final_layer.forward(&x, &c)?; // (N, T, p*p*out)
-        Ok(self.unpatchify(&x, n)?)
+        Ok(self.unpatchify(&x, n)?.to_dtype(DType::F32)?)
     }
 
     /// (N, T, p*p*C) with patch layout (h, w, p, q, c) -> (N, C, h*p, w*q).
