@@ -563,10 +563,8 @@ fn quality_judges_sets_with_a_net_that_eval_saved() {
         s(&data),
         s(&net)
     )));
-    assert!(
-        err.contains("--images") && err.contains("2 classes"),
-        "{err}"
-    );
+    let named = format!("image set {}", s(&other));
+    assert!(err.contains(&named) && err.contains("2 classes"), "{err}");
 }
 
 /// `dmgd eval --resume` after an interruption keeps the networks that had finished and trains

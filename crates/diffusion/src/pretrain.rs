@@ -177,10 +177,26 @@ mod tests {
 
     #[test]
     fn every_setting_is_described() {
-        let nothing = (vec![], vec![]);
-        assert_eq!(
-            dmgd_run::settings::undescribed_keys::<PretrainSettings>(),
-            nothing
+        dmgd_run::settings::assert_described::<PretrainSettings>();
+    }
+
+    #[test]
+    fn every_flag_sets_its_key_alone() {
+        dmgd_run::flags::assert_every_flag_sets_its_key::<PretrainSettings>(
+            r#"
+preset | --preset DiT-S/2 | "DiT-S/2"
+steps | --steps 5 | 5
+batch-size | --batch-size 3 | 3
+lr | --lr 3e-4 | 3e-4
+weight-decay | --weight-decay 0.1 | 0.1
+ema-decay | --ema-decay 0.5 | 0.5
+class-dropout-prob | --class-dropout-prob 0.2 | 0.2
+horizontal-flip | --no-horizontal-flip | false
+seed | --seed 7 | 7
+checkpoint-every | --checkpoint-every 9 | 9
+snapshot-every | --snapshot-every 4 | 4
+holdout-per-class | --holdout-per-class 2 | 2
+"#,
         );
     }
 }

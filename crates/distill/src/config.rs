@@ -338,11 +338,7 @@ mod tests {
 
     #[test]
     fn every_key_is_described_once() {
-        let nothing = (vec![], vec![]);
-        assert_eq!(
-            dmgd_run::settings::undescribed_keys::<DistillConfig>(),
-            nothing
-        );
+        dmgd_run::settings::assert_described::<DistillConfig>();
         let mut keys: Vec<&str> = SETTINGS.iter().map(|(key, _)| *key).collect();
         keys.sort();
         keys.dedup();

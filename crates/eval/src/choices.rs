@@ -149,11 +149,7 @@ mod tests {
 
     #[test]
     fn every_choice_is_described() {
-        let nothing = (vec![], vec![]);
-        assert_eq!(
-            dmgd_run::settings::undescribed_keys::<TrainChoices>(),
-            nothing
-        );
+        dmgd_run::settings::assert_described::<TrainChoices>();
     }
 
     #[test]
@@ -199,5 +195,24 @@ mod tests {
             dc_sgd.resolve(&[set(10)]),
             Err(EvalError::InvalidChoice { .. })
         ));
+    }
+
+    #[test]
+    fn every_flag_sets_its_key_alone() {
+        dmgd_run::flags::assert_every_flag_sets_its_key::<TrainChoices>(
+            r#"
+net | --net resnet18 | "resnet18"
+norm | --norm batch | "batch"
+protocol | --protocol minimax | "minimax"
+labels | --labels soft | "soft"
+epochs | --epochs 7 | 7
+augment | --augment dsa | "dsa"
+optimizer | --optimizer sgd | "sgd"
+batch-size | --batch-size 8 | 8
+test-every | --test-every 2 | 2
+seed | --seed 4 | 4
+device | --device cuda:1 | "cuda:1"
+"#,
+        );
     }
 }

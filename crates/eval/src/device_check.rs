@@ -367,7 +367,13 @@ pub fn timings(
     log: &mut dyn FnMut(&Timing),
 ) -> Result<Vec<Timing>> {
     let mut out = Vec::new();
-    let mut record = |t: Timing, out: &mut Vec<Timing>| {
+    let mut record = |what, seconds, repeats, per_image, out: &mut Vec<Timing>| {
+        let t = Timing {
+            what,
+            seconds,
+            repeats,
+            per_image,
+        };
         log(&t);
         out.push(t);
     };
@@ -396,13 +402,7 @@ pub fn timings(
             Ok(())
         })?;
         let what = format!("{arch} 224px training step, batch 64, AdamW");
-        let t = Timing {
-            what,
-            seconds,
-            repeats,
-            per_image: None,
-        };
-        record(t, &mut out);
+        record(what, seconds, repeats, None, &mut out);
     }
     let cfg = DitConfig::preset("DiT-XL/2", 32, 4, 1000)?;
     let dit_f32 = random_dit(&cfg, 21, device)?;
@@ -417,13 +417,13 @@ pub fn timings(
                 Ok(())
             })?;
             let what = format!("DiT-XL/2 256px CFG forward ({name}), {n} image(s)");
-            let t = Timing {
+            record(
                 what,
                 seconds,
                 repeats,
-                per_image: Some(50.0 * seconds / n as f64),
-            };
-            record(t, &mut out);
+                Some(50.0 * seconds / n as f64),
+                &mut out,
+            );
         }
         // Whole 50-step sampling: plain DiT and DMGD, one class and ten classes in one batch.
         for classes in [1, 10] {
@@ -435,13 +435,7 @@ pub fn timings(
                 })?;
                 let what =
                     format!("DiT-XL/2 {label} sampling, 50 steps ({name}), {classes} image(s)");
-                let t = Timing {
-                    what,
-                    seconds,
-                    repeats: 1,
-                    per_image: Some(seconds / classes as f64),
-                };
-                record(t, &mut out);
+                record(what, seconds, 1, Some(seconds / classes as f64), &mut out);
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod choices;
 pub mod device_check;
 mod error;
 pub mod evaluate;
+pub mod inputs;
 mod networks;
 pub mod quality;
 pub mod score;

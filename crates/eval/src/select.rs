@@ -19,6 +19,55 @@ use std::time::Instant;
 /// of the 300's cost. The accuracy it reached is recorded.
 pub const EMBEDDING_EPOCHS: usize = 5;
 
+/// What `dmgd select` lets one choose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SelectChoices {
+    pub method: CoresetMethod,
+    pub ipc: usize,
+    pub seed: u64,
+    pub embedding_net: Arch,
+    pub embedding_epochs: usize,
+    pub embedding_seed: u64,
+    pub device: DeviceName,
+}
+
+impl Default for SelectChoices {
+    fn default() -> Self {
+        SelectChoices {
+            method: CoresetMethod::Random,
+            ipc: 10,
+            seed: 0,
+            embedding_net: Arch::ConvNet { depth: 3 },
+            embedding_epochs: EMBEDDING_EPOCHS,
+            embedding_seed: 0,
+            device: DeviceName::Cpu,
+        }
+    }
+}
+
+impl dmgd_run::Settings for SelectChoices {
+    fn described() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("method", "Selection rule: random, herding or kcenter."),
+            ("ipc", "Images per class."),
+            ("seed", "Seed of the random draw (random only; herding and k-center are deterministic given the embedding)."),
+            ("embedding-net", "herding / kcenter: the embedding network (convnet3, convnetD, resnetap10, resnet18)."),
+            ("embedding-epochs", "herding / kcenter: dc-protocol epochs of the embedding network on the real training set."),
+            ("embedding-seed", "herding / kcenter: seed of the embedding network's initialisation and batch order."),
+            ("device", "cpu, or cuda:N with a dmgd built with `--features cuda`: where the embedding network trains and runs."),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match (self.ipc, self.embedding_epochs) {
+            (0, _) => Err("`ipc`: expected at least 1".into()),
+            (_, 0) => Err("`embedding-epochs`: expected at least 1".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What a selection is.
 #[derive(Debug, Clone, Serialize)]
 pub struct SelectSpec {
@@ -27,6 +76,19 @@ pub struct SelectSpec {
     /// Drives `random` only: herding and k-center are deterministic given the embedding.
     pub seed: u64,
     pub data: SetRecord,
+}
+
+impl SelectSpec {
+    /// `runs/select-<method>-ipc<N>-seed<S>`, with the data's hash appended unless they are
+    /// the shipped default (`default_data`).
+    pub fn default_out(&self, default_data: bool) -> PathBuf {
+        let method = crate::evaluate::serde_name(&self.method);
+        let mut name = format!("select-{method}-ipc{}-seed{}", self.ipc, self.seed);
+        if !default_data {
+            name = format!("{name}-{}", dmgd_run::spec_hash(&self.data.fingerprint));
+        }
+        PathBuf::from("runs").join(name)
+    }
 }
 
 /// Where the embedding of herding / k-center comes from.
@@ -256,4 +318,27 @@ pub fn embedding_network(
 fn read_cached(weights: &Path, sidecar: &Path, fingerprint: &str) -> Option<EmbeddingTraining> {
     let training: EmbeddingTraining = serde_json::from_slice(&std::fs::read(sidecar).ok()?).ok()?;
     (weights.is_file() && training.dataset_fingerprint == fingerprint).then_some(training)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_choice_is_described() {
+        dmgd_run::settings::assert_described::<super::SelectChoices>();
+    }
+
+    #[test]
+    fn every_flag_sets_its_key_alone() {
+        dmgd_run::flags::assert_every_flag_sets_its_key::<super::SelectChoices>(
+            r#"
+method | --method herding | "herding"
+ipc | --ipc 3 | 3
+seed | --seed 2 | 2
+embedding-net | --embedding-net resnet18 | "resnet18"
+embedding-epochs | --embedding-epochs 2 | 2
+embedding-seed | --embedding-seed 5 | 5
+device | --device cuda:0 | "cuda:0"
+"#,
+        );
+    }
 }

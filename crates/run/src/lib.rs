@@ -4,6 +4,8 @@
 //! stored spec with the new one and refuses any difference, and default output folders are
 //! derived from it, so two different runs never share a folder.
 
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod manifest;
 pub mod settings;
 pub mod spec;

@@ -1,6 +1,5 @@
 //! `dmgd distill`: flags -> a `DistillSpec` -> `pipeline::run` (or `random_subset::write`) -> print.
 
-use super::knobs::Knobs;
 use crate::dataset::DataArgs;
 use crate::model_args::ModelArgs;
 use anyhow::Result;
@@ -15,6 +14,7 @@ use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
 use dmgd_distill::shard::Shard;
 use dmgd_distill::spec::{DataRecord, DistillSpec};
 use dmgd_distill::support_cache::{default_cache_dir, SupportCache};
+use dmgd_run::flags::Knobs;
 use std::path::PathBuf;
 
 /// Distill a labelled image set into IPC synthetic images per class.

@@ -1,15 +1,14 @@
 //! `dmgd eval`: flags -> an `EvalSpec` -> `dmgd_eval::evaluate` -> the table.
 
-use super::knobs::Knobs;
 use crate::dataset::DataArgs;
 use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
-use dmgd_data::fashion_mnist::Split;
-use dmgd_data::{DataSource, FASHION_MNIST};
+use dmgd_data::{ImageSet, FASHION_MNIST};
 use dmgd_eval::evaluate::{markdown_table, RESULTS_FILE, TABLE_FILE};
-use dmgd_eval::{EvalError, EvalSpec, Evaluation, Event, Labels, SetRecord, TrainChoices};
+use dmgd_eval::{inputs, EvalError, EvalSpec, Evaluation, Event, Labels, TrainChoices};
+use dmgd_run::flags::Knobs;
 use dmgd_run::Existing;
-use dmgd_student::train::{net_input, test_resize};
+use dmgd_student::train::net_input;
 use dmgd_student::{Arch, SoftLabels, TrainConfig};
 use std::path::PathBuf;
 
@@ -71,37 +70,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = choices.device.open()?; // before any data is read
     let options = args.data.options();
-    let (mut train, mut train_sets, mut names) = (Vec::new(), Vec::new(), Vec::new());
-    for name in &args.train {
-        let source = DataSource::resolve(name, &options, Split::Train, None)?;
-        let set = source.load()?;
-        if let Some(first) = train.first() {
-            let first_name = format!("--train {}", args.train[0]);
-            dmgd_eval::check_compatible(
-                &set,
-                &format!("--train {name}"),
-                first,
-                &first_name,
-                false,
-            )?;
-        }
-        train_sets.push(SetRecord::of(&source, &set));
-        names.push(source.short_name());
-        train.push(set);
-    }
+    let sets = inputs::read_training_sets(&args.train, &options)?;
+    let (records, first_name): (Vec<_>, _) = (
+        sets.iter().map(|n| n.record.clone()).collect(),
+        sets[0].short_name.clone(),
+    );
+    let train: Vec<ImageSet> = sets.into_iter().map(|n| n.set).collect();
     let mut config = resolve_config(&choices, &train)?;
     let input = net_input(&config, train[0].shape);
-    let test_resize = test_resize(&config, train[0].shape);
-    let test_source = DataSource::resolve(&args.test, &options, Split::Test, test_resize)?;
-    let test = test_source.load()?;
-    let test_name = format!("--test {}", args.test);
-    dmgd_eval::check_compatible(
-        &train[0],
-        &format!("--train {}", args.train[0]),
-        &test,
-        &test_name,
-        false,
-    )?;
+    let test = inputs::read_test_set(&args.test, &options, &config, &train[0], &args.train[0])?;
     let teacher = match &args.teacher {
         Some(path) => {
             let net = args.teacher_net.unwrap_or(choices.net);
@@ -119,17 +96,17 @@ pub fn run(args: Args) -> Result<()> {
     let spec = EvalSpec {
         config,
         repeats: args.repeats,
-        train_sets,
-        test: SetRecord::of(&test_source, &test),
+        train_sets: records,
+        test: test.record,
     };
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| spec.default_out(&names[0]));
+        .unwrap_or_else(|| spec.default_out(&first_name));
     let job = Evaluation {
         spec: &spec,
         train: &train,
-        test: &test,
+        test: &test.set,
         out: &out,
         existing: Existing::from_flags(args.resume, args.overwrite),
         save_nets: args.save_nets,

@@ -3,7 +3,6 @@
 pub mod device_check;
 pub mod distill;
 pub mod eval;
-pub mod knobs;
 pub mod pretrain;
 pub mod quality;
 pub mod sample;

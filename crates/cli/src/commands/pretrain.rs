@@ -1,6 +1,5 @@
 //! `dmgd pretrain`: flags -> `PretrainSettings` -> `pretrain::open` -> `Trainer::train`.
 
-use super::knobs::Knobs;
 use crate::dataset::DataArgs;
 use crate::progress::Bar;
 use anyhow::{bail, Result};
@@ -8,6 +7,7 @@ use dmgd_data::fashion_mnist::Split;
 use dmgd_data::DataSource;
 use dmgd_diffusion::pretrain::{self, PretrainSettings, Start, RESUMABLE_KEYS};
 use dmgd_diffusion::DiffusionError;
+use dmgd_run::flags::Knobs;
 use std::path::PathBuf;
 
 /// Train a class-conditional DiT on a dataset (for data no public model covers).

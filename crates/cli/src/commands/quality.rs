@@ -2,10 +2,9 @@
 
 use crate::dataset::DataArgs;
 use anyhow::{Context, Result};
-use dmgd_data::fashion_mnist::Split;
-use dmgd_data::{DataSource, FASHION_MNIST};
+use dmgd_data::{ImageSet, FASHION_MNIST};
 use dmgd_distill::spec::ModelRecord;
-use dmgd_eval::{quality, SetRecord};
+use dmgd_eval::{inputs, quality, SetRecord};
 use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol};
 use std::path::PathBuf;
 
@@ -53,18 +52,13 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.open()?; // before any data is read
     let options = args.data.options();
-    let (reference_name, reference) = match args.holdout_per_class {
-        None => {
-            let source = DataSource::resolve(&args.reference, &options, Split::Test, None)?;
-            (source.describe(), source.load()?)
-        }
-        Some(n) => {
-            let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
-            let held_out = source.load()?.split_validation(n).1;
-            let name = format!("{}, the last {n} images of every class", source.describe());
-            (name, held_out)
-        }
-    };
+    let reference = inputs::read_reference(
+        &args.reference,
+        args.holdout_per_class,
+        &args.data.data,
+        &options,
+    )?;
+    let (reference_record, reference) = (reference.record, reference.set);
     let spec = NetSpec {
         arch: args.net,
         norm: NormKind::Instance,
@@ -80,21 +74,18 @@ pub fn run(args: Args) -> Result<()> {
             )
         })?;
     // Every set is read and checked before any work.
-    let (mut sets, mut records) = (Vec::new(), Vec::new());
-    for name in &args.images {
-        let source = DataSource::resolve(name, &options, Split::Train, None)?;
-        let images = source.load()?;
-        let label = format!("--images {name}");
-        dmgd_eval::check_compatible(&images, &label, &reference, "the reference", true)?;
-        records.push(SetRecord::of(&source, &images));
-        sets.push((source.describe(), images));
-    }
+    let judged = inputs::read_judged_sets(&args.images, &options, &reference)?;
+    let records: Vec<SetRecord> = judged.iter().map(|n| n.record.clone()).collect();
+    let sets: Vec<(String, ImageSet)> = judged
+        .into_iter()
+        .map(|n| (n.record.source, n.set))
+        .collect();
     let record = ModelRecord::of(&args.classifier)?;
     let report = quality::judge(
         &classifier,
         record,
         &reference,
-        &reference_name,
+        &reference_record.source,
         &sets,
         &mut |line| eprintln!("{line}"),
     )?;
@@ -102,11 +93,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(out) = &args.out {
         let spec = serde_json::json!({
             "classifier": &report.classifier,
-            "reference": SetRecord {
-                source: reference_name,
-                images: reference.len(),
-                fingerprint: reference.fingerprint(),
-            },
+            "reference": reference_record,
             "sets": records,
         });
         dmgd_run::Manifest::new(&spec, Some(&report)).write_to(out)?;

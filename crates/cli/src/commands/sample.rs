@@ -2,7 +2,6 @@
 //! `distill --method dit` through the same loop (same seeds, same images), for models whose
 //! training data are not at hand and for class subsets (`--labels`).
 
-use super::knobs::Knobs;
 use crate::model_args::ModelArgs;
 use anyhow::Result;
 use dmgd_diffusion::autoencoder::EncodeMode;
@@ -11,6 +10,7 @@ use dmgd_distill::pipeline::{Existing, Job};
 use dmgd_distill::run_dir::IMAGES_DIR;
 use dmgd_distill::shard::Shard;
 use dmgd_distill::support_cache::SupportCache;
+use dmgd_run::flags::Knobs;
 use std::path::PathBuf;
 
 /// Plain class-conditional sampling from a DiT (the `dit` baseline), no real data needed.
