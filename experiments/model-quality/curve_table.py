@@ -1,4 +1,5 @@
-"""The checkpoint curve as a Markdown table: the step*.json that checkpoint_curve.sh wrote.
+"""The checkpoint curve as a Markdown table: the step*.json that checkpoint_curve.sh wrote, and
+real-train.json (real_subset.py's real images, judged the same way) where it is there.
 
     python3 experiments/model-quality/curve_table.py RESULTS_DIR
 """
@@ -20,6 +21,11 @@ def main(results):
     print("|---:|---:|---:|---:|")
     for step, count, distance, agreement in rows:
         print(f"| {step} | {count} | {distance:.2f} | {agreement:.1f} % |")
+    real = pathlib.Path(results) / "real-train.json"
+    if real.exists():  # real_subset.py's images: the floor at this sample size
+        (judged,) = json.loads(real.read_text())["outcome"]["sets"]
+        print(f"| real training images | {judged['count']} | {judged['frechet_distance']:.2f} "
+              f"| {judged['agreement']:.1f} % |")
 
 
 if __name__ == "__main__":

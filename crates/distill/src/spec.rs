@@ -36,6 +36,15 @@ pub struct DataRecord {
     pub fingerprint: String,
 }
 
+impl DataRecord {
+    pub fn of(source: &dmgd_data::DataSource, fingerprint: String) -> Self {
+        DataRecord {
+            description: source.describe(),
+            fingerprint,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistillSpec {
     pub config: DistillConfig,

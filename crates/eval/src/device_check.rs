@@ -443,6 +443,30 @@ pub fn timings(
     Ok(out)
 }
 
+/// The whole check of `device` (named `name`): the differences, then (`repeats`: Some) the
+/// timings, each told to `log` as it comes; the Markdown report.
+pub fn check(
+    device: &Device,
+    name: &str,
+    repeats: Option<usize>,
+    log: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let differences = differences(device)?;
+    for d in &differences {
+        let (what, diff, max) = (&d.what, d.max_abs_diff, d.max_abs);
+        log(&format!(
+            "{what}: max abs difference {diff:.3e} (values up to {max:.3e})"
+        ));
+    }
+    let timings = match repeats {
+        Some(repeats) => timings(device, repeats, &mut |t| {
+            log(&format!("{}: {:.4} s", t.what, t.seconds))
+        })?,
+        None => Vec::new(),
+    };
+    Ok(markdown(name, &differences, &timings))
+}
+
 /// The results as Markdown: differences, then timings with their 50-step cost per image.
 pub fn markdown(device: &str, differences: &[Difference], timings: &[Timing]) -> String {
     use std::fmt::Write as _;

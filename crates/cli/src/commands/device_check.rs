@@ -30,23 +30,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.open()?;
-    let name = serde_json::to_value(args.device)?;
-    let name = name.as_str().unwrap_or("device");
-    let differences = device_check::differences(&device)?;
-    for d in &differences {
-        eprintln!(
-            "{}: max abs difference {:.3e} (values up to {:.3e})",
-            d.what, d.max_abs_diff, d.max_abs
-        );
-    }
-    let timings = if args.no_timings {
-        Vec::new()
-    } else {
-        device_check::timings(&device, args.repeats, &mut |t| {
-            eprintln!("{}: {:.4} s", t.what, t.seconds)
-        })?
-    };
-    let report = device_check::markdown(name, &differences, &timings);
+    let name = args.device.to_string();
+    let repeats = (!args.no_timings).then_some(args.repeats);
+    let report = device_check::check(&device, &name, repeats, &mut |line| eprintln!("{line}"))?;
     print!("{report}");
     if let Some(out) = &args.out {
         dmgd_data::atomic::write_file(out, report.as_bytes())?;

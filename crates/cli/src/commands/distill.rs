@@ -83,24 +83,19 @@ pub fn run(args: Args) -> Result<()> {
         );
         let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
         let real = source.load()?;
-        let data = DataRecord {
-            description: source.describe(),
-            fingerprint: real.fingerprint(),
-        };
+        let data = DataRecord::of(&source, real.fingerprint());
         let spec = DistillSpec::random_subset(config, data, real.num_classes());
         let out = args
             .out
             .clone()
             .unwrap_or_else(|| spec.default_out(default_input));
-        dmgd_distill::random_subset::write(&real, &spec, &out, args.overwrite).map_err(|e| {
-            let exists = matches!(e, RandomError::Data(DataError::OutputExists { .. }));
-            let e = anyhow::Error::new(e);
-            if exists {
-                e.context("pass --overwrite to replace it, or another --out")
-            } else {
-                e
-            }
-        })?;
+        dmgd_distill::random_subset::write(&real, &spec, &out, args.overwrite).map_err(
+            |e| match e {
+                RandomError::Data(DataError::OutputExists { .. }) => anyhow::Error::new(e)
+                    .context("pass --overwrite to replace it, or another --out"),
+                e => e.into(),
+            },
+        )?;
         let images = real.num_classes() * spec.config.ipc;
         println!("{images} real images in {}", out.join(IMAGES_DIR).display());
         println!("picture: {}", out.join("grid.png").display());
@@ -121,15 +116,10 @@ pub fn run(args: Args) -> Result<()> {
     let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
     println!("reading {}", source.describe());
     let real = source.open_by_class()?;
-    let data = DataRecord {
-        description: source.describe(),
-        fingerprint: real.fingerprint(),
-    };
+    let data = DataRecord::of(&source, real.fingerprint());
     let spec = models.spec_for_data(config, data, real.class_names(), args.shard.count)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| spec.default_out(default_input));
+    let out = args.out.clone();
+    let out = out.unwrap_or_else(|| spec.default_out(default_input));
     let cache = SupportCache {
         dir: args.cache_dir.clone().or_else(default_cache_dir),
         seed: spec.config.seed,
