@@ -7,7 +7,8 @@
 # (committed); a checkpoint already there is skipped.
 #
 #   experiments/model-quality/checkpoint_curve.sh RUN_DIR
-#   N=1000 HOLDOUT=500 DMGD=target/release/dmgd NET=<classifier> RESULTS=<dir> (defaults)
+#   N=1000 HOLDOUT=500 CFG=4 DMGD=target/release/dmgd NET=<classifier> RESULTS=<dir> (defaults)
+#   STEPS="10000 20000": only these checkpoints
 #
 # Then: experiments/model-quality/curve_table.py RESULTS prints the curve.
 set -euo pipefail
@@ -17,18 +18,24 @@ DMGD=${DMGD:-target/release/dmgd}
 N=${N:-1000}
 HOLDOUT=${HOLDOUT:-500}
 NET=${NET:-models/fashion-mnist-teacher/convnet3.safetensors}
-RESULTS=${RESULTS:-experiments/model-quality/results/$(basename "$run")-n$N}
+CFG=${CFG:-4}
+tag=$(basename "$run")-n$N
+[ "$CFG" = 4 ] || tag=$tag-cfg$CFG
+RESULTS=${RESULTS:-experiments/model-quality/results/$tag}
 mkdir -p "$RESULTS"
 init=$(sed -n 's/^ *"path": "\(.*\)",\{0,1\}$/\1/p' "$run/train-state.json")
 for snapshot in ${init:+"$init"} "$run"/snapshots/ema-step*.safetensors; do
   step=$(basename "$snapshot" .safetensors)
   step=${step#ema-step}
   [ "$snapshot" = "$init" ] && step=0000000
+  if [ -n "${STEPS:-}" ] && [[ " $STEPS " != *" $((10#$step)) "* ]]; then continue; fi
   result="$RESULTS/step$step.json"
   [ -f "$result" ] && continue
-  samples="runs/curve-$(basename "$run")-step$step-n$N"
+  samples="runs/curve-$tag-step$step"
+  [ "$CFG" = 4 ] && samples="runs/curve-$(basename "$run")-step$step-n$N"  # the first runs' name
   start=$(date +%s)
-  "$DMGD" sample --dit "$snapshot" --ipc $((N / 10)) --seed 0 --out "$samples" --resume
+  "$DMGD" sample --dit "$snapshot" --ipc $((N / 10)) --seed 0 --cfg-scale "$CFG" \
+    --out "$samples" --resume
   echo "step $step: $N samples in $(( $(date +%s) - start )) s"
   "$DMGD" quality --images "$samples" --holdout-per-class "$HOLDOUT" --classifier "$NET" \
     --out "$result"
