@@ -72,27 +72,3 @@ fn error_lines(err: &anyhow::Error) -> Vec<String> {
     }
     lines
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cause_already_in_the_message_is_not_repeated() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("reading x.png: {source}")]
-        struct Wraps {
-            #[source]
-            source: std::io::Error,
-        }
-        let io = std::io::Error::other("disk on fire");
-        let err = anyhow::Error::new(Wraps { source: io }).context("loading the set");
-        assert_eq!(
-            error_lines(&err),
-            [
-                "error: loading the set",
-                "  caused by: reading x.png: disk on fire"
-            ]
-        );
-    }
-}

@@ -1,5 +1,6 @@
-//! What `dmgd <command> --help` promises: every computing command takes --device, and the
-//! settings' flags show the library's defaults.
+//! What the binary prints: `dmgd <command> --help` (every computing command takes --device,
+//! the settings' flags show the library's defaults), and errors (a cause already in the line
+//! above is not printed again).
 
 use std::process::Command;
 
@@ -48,4 +49,28 @@ fn the_settings_flags_show_the_library_defaults() {
             "{shown} missing from {command}:\n{text}"
         );
     }
+}
+
+#[test]
+fn an_error_prints_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.safetensors");
+    let out = Command::new(env!("CARGO_BIN_EXE_dmgd"))
+        .args(["sample", "--ipc", "1", "--dit"])
+        .arg(&missing)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let path = missing.display().to_string();
+    // The DiffusionError line holds the io error's text: that cause is not a third line.
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(lines[0], format!("error: loading the DiT {path}"));
+    assert!(
+        lines[1].starts_with(&format!("  caused by: {path}: ")),
+        "{stderr}"
+    );
 }

@@ -81,6 +81,30 @@ impl dmgd_run::Settings for PretrainSettings {
     }
 }
 
+impl<'a> Start<'a> {
+    /// A resume with the values of `settings` whose keys are `given` (as flags): only
+    /// `RESUMABLE_KEYS` may be; the error lists the others.
+    pub fn resume(
+        settings: &PretrainSettings,
+        given: &[&str],
+    ) -> std::result::Result<Self, Vec<String>> {
+        let fixed: Vec<String> = given
+            .iter()
+            .filter(|key| !RESUMABLE_KEYS.contains(key))
+            .map(|key| key.to_string())
+            .collect();
+        if !fixed.is_empty() {
+            return Err(fixed);
+        }
+        Ok(Start::Resume {
+            steps: given.contains(&"steps").then_some(settings.steps),
+            checkpoint_every: given
+                .contains(&"checkpoint-every")
+                .then_some(settings.checkpoint_every),
+        })
+    }
+}
+
 /// How a run opens.
 pub enum Start<'a> {
     /// A new run, from a fresh initialisation or from the weights of `init` (a DiT checkpoint of
@@ -198,5 +222,22 @@ snapshot-every | --snapshot-every 4 | 4
 holdout-per-class | --holdout-per-class 2 | 2
 "#,
         );
+    }
+
+    #[test]
+    fn a_resume_takes_only_a_new_total_and_checkpoint_interval() {
+        let settings = PretrainSettings {
+            steps: 900,
+            ..PretrainSettings::default()
+        };
+        match Start::resume(&settings, &["steps"]) {
+            Ok(Start::Resume {
+                steps: Some(900),
+                checkpoint_every: None,
+            }) => {}
+            _ => panic!("--steps alone is a new total"),
+        }
+        let refused = Start::resume(&settings, &["lr", "steps", "seed"]).err();
+        assert_eq!(refused, Some(vec!["lr".to_string(), "seed".to_string()]));
     }
 }

@@ -2,10 +2,10 @@
 
 use crate::dataset::DataArgs;
 use crate::progress::Bar;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::DataSource;
-use dmgd_diffusion::pretrain::{self, PretrainSettings, Start, RESUMABLE_KEYS};
+use dmgd_diffusion::pretrain::{self, PretrainSettings, Start};
 use dmgd_diffusion::DiffusionError;
 use dmgd_run::flags::Knobs;
 use std::path::PathBuf;
@@ -46,25 +46,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let settings = args.knobs.resolve(None)?;
-    let start = if args.resume {
-        let fixed: Vec<&str> = args
-            .knobs
-            .given()
-            .filter(|key| !RESUMABLE_KEYS.contains(key))
-            .collect();
-        if !fixed.is_empty() {
-            bail!("--resume keeps the run's settings; only --steps and --checkpoint-every may be given, not --{}", fixed.join(", --"));
-        }
-        let given = |key| args.knobs.given().any(|k| k == key);
-        Start::Resume {
-            steps: given("steps").then_some(settings.steps),
-            checkpoint_every: given("checkpoint-every").then_some(settings.checkpoint_every),
-        }
-    } else {
-        Start::Fresh {
+    let given: Vec<&str> = args.knobs.given().collect();
+    let start = match args.resume {
+        true => Start::resume(&settings, &given).map_err(|fixed| {
+            anyhow::anyhow!("--resume keeps the run's settings; only --steps and --checkpoint-every may be given, not --{}", fixed.join(", --"))
+        })?,
+        false => Start::Fresh {
             settings: &settings,
             init: args.init.as_deref(),
-        }
+        },
     };
     let device = args.device.open()?;
     let source = DataSource::resolve(&args.data.data, &args.data.options(), Split::Train, None)?;
