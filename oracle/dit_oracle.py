@@ -55,7 +55,8 @@ def dit_forward(w, x, t, y_emb):
     p, d, heads = CFG["patch"], CFG["hidden"], CFG["heads"]
     tok = torch.nn.functional.conv2d(x, w["x_embedder.proj.weight"], w["x_embedder.proj.bias"], stride=p)
     tok = tok.flatten(2).transpose(1, 2) + w["pos_embed"]  # (N, T, D)
-    temb = linear(w, torch.nn.functional.silu(linear(w, freq_embedding(t), "t_embedder.mlp.0")), "t_embedder.mlp.2")
+    freq = freq_embedding(t).to(x.dtype)  # computed in f32, as DiT does; a no-op for f32 models
+    temb = linear(w, torch.nn.functional.silu(linear(w, freq, "t_embedder.mlp.0")), "t_embedder.mlp.2")
     cond = temb + y_emb
     for i in range(CFG["depth"]):
         b = f"blocks.{i}"
