@@ -4,7 +4,9 @@
 # ImageWoof-shaped ImageFolder of 256-px images, `distill --classes woof --ipc 1` with 50 steps,
 # then `eval --net resnetap10 --protocol minimax` for EPOCHS epochs on its output. Each stage
 # under /usr/bin/time -v (wall time, peak resident memory) into OUT/*.time; the distillation
-# resumes (`--resume`) where an earlier run of this script stopped, image by image.
+# resumes (`--resume`) where an earlier run of this script stopped, image by image: with
+# `--class-batch 1` each image (about 20 minutes on one thread) is written when done, where the
+# default batch of 10 classes would write nothing for hours.
 #
 #   benches/real-size/run.sh [OUT]     (default runs/real-size)
 #   DMGD=<binary> PYTHON=<python> IMAGES=20 EPOCHS=2 THREADS=1 (defaults)
@@ -27,7 +29,7 @@ stage() {  # stage NAME COMMAND...: runs it under time -v, keeping the log of ev
 }
 stage distill "$DMGD" distill --dit "$out/dit-xl-2-256-random.pt" \
   --vae "$out/sd-vae-ft-mse-random.safetensors" --data "$out/woof" --classes woof --ipc 1 \
-  --steps 50 --out "$out/distill" --resume
+  --steps 50 --class-batch 1 --out "$out/distill" --resume
 stage eval "$DMGD" eval --train "$out/distill" --test "$out/woof" --classes woof \
   --net resnetap10 --protocol minimax --epochs "$EPOCHS" --test-every "$EPOCHS" --repeats 1 \
   --out "$out/eval" --overwrite
