@@ -20,6 +20,28 @@ torch.manual_seed(0)
 CFG = dict(input_size=8, patch=2, in_ch=4, hidden=64, depth=2, heads=4, classes=5)
 
 
+def xl2_shapes():
+    """DiT-XL/2 at 256 px (32x32x4 latents, 1000 classes, learned sigma): key -> shape, in the
+    order of the benchmarks' random state dicts."""
+    d, depth, p, c, classes, tokens = 1152, 28, 2, 4, 1000, 256
+    shapes = {
+        "x_embedder.proj.weight": (d, c, p, p), "x_embedder.proj.bias": (d,),
+        "pos_embed": (1, tokens, d),
+        "t_embedder.mlp.0.weight": (d, 256), "t_embedder.mlp.0.bias": (d,),
+        "t_embedder.mlp.2.weight": (d, d), "t_embedder.mlp.2.bias": (d,),
+        "y_embedder.embedding_table.weight": (classes + 1, d),
+    }
+    for i in range(depth):
+        for name, (o, n) in {"attn.qkv": (3 * d, d), "attn.proj": (d, d), "mlp.fc1": (4 * d, d),
+                             "mlp.fc2": (d, 4 * d), "adaLN_modulation.1": (6 * d, d)}.items():
+            shapes[f"blocks.{i}.{name}.weight"], shapes[f"blocks.{i}.{name}.bias"] = (o, n), (o,)
+    shapes.update({
+        "final_layer.linear.weight": (p * p * 2 * c, d), "final_layer.linear.bias": (p * p * 2 * c,),
+        "final_layer.adaLN_modulation.1.weight": (2 * d, d), "final_layer.adaLN_modulation.1.bias": (2 * d,),
+    })
+    return shapes
+
+
 def freq_embedding(t, dim=256, max_period=10000):
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(0, half, dtype=torch.float32) / half)

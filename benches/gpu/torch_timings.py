@@ -53,21 +53,7 @@ def students():
 def dit_xl2():
     d, depth, heads, p, c, classes = 1152, 28, 16, 2, 4, 1000
     dit_oracle.CFG.update(input_size=32, patch=p, in_ch=c, hidden=d, depth=depth, heads=heads, classes=classes)
-    t_tokens = (32 // p) ** 2
-    shapes = {
-        "x_embedder.proj.weight": (d, c, p, p), "x_embedder.proj.bias": (d,),
-        "pos_embed": (1, t_tokens, d),
-        "t_embedder.mlp.0.weight": (d, 256), "t_embedder.mlp.0.bias": (d,),
-        "t_embedder.mlp.2.weight": (d, d), "t_embedder.mlp.2.bias": (d,),
-        "y_embedder.embedding_table.weight": (classes + 1, d),
-        "final_layer.adaLN_modulation.1.weight": (2 * d, d), "final_layer.adaLN_modulation.1.bias": (2 * d,),
-        "final_layer.linear.weight": (p * p * 2 * c, d), "final_layer.linear.bias": (p * p * 2 * c,),
-    }
-    for i in range(depth):
-        b = f"blocks.{i}"
-        for name, (o, n) in {"adaLN_modulation.1": (6 * d, d), "attn.qkv": (3 * d, d), "attn.proj": (d, d),
-                             "mlp.fc1": (4 * d, d), "mlp.fc2": (d, 4 * d)}.items():
-            shapes[f"{b}.{name}.weight"], shapes[f"{b}.{name}.bias"] = (o, n), (o,)
+    shapes = dit_oracle.xl2_shapes()
     torch.manual_seed(0)
     w32 = {k: torch.randn(s, device=dev) * 0.02 for k, s in shapes.items()}
     for precision in ("f32", "tf32", "bf16"):

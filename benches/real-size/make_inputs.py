@@ -25,25 +25,12 @@ from PIL import Image
 from safetensors.torch import save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "oracle"))
+import dit_oracle  # noqa: E402
 
 
 def dit_xl2_state_dict(gen):
-    d, depth, p, c, classes, tokens = 1152, 28, 2, 4, 1000, 256
-    shapes = {
-        "x_embedder.proj.weight": (d, c, p, p), "x_embedder.proj.bias": (d,),
-        "pos_embed": (1, tokens, d),
-        "t_embedder.mlp.0.weight": (d, 256), "t_embedder.mlp.0.bias": (d,),
-        "t_embedder.mlp.2.weight": (d, d), "t_embedder.mlp.2.bias": (d,),
-        "y_embedder.embedding_table.weight": (classes + 1, d),
-    }
-    for i in range(depth):
-        for name, (o, n) in {"attn.qkv": (3 * d, d), "attn.proj": (d, d), "mlp.fc1": (4 * d, d),
-                             "mlp.fc2": (d, 4 * d), "adaLN_modulation.1": (6 * d, d)}.items():
-            shapes[f"blocks.{i}.{name}.weight"], shapes[f"blocks.{i}.{name}.bias"] = (o, n), (o,)
-    shapes.update({
-        "final_layer.linear.weight": (p * p * 2 * c, d), "final_layer.linear.bias": (p * p * 2 * c,),
-        "final_layer.adaLN_modulation.1.weight": (2 * d, d), "final_layer.adaLN_modulation.1.bias": (2 * d,),
-    })
+    shapes = dit_oracle.xl2_shapes()
     state_dict = collections.OrderedDict(
         (k, torch.randn(s, generator=gen) * 0.02) for k, s in shapes.items())
     state_dict._metadata = collections.OrderedDict([("", {"version": 1})])
