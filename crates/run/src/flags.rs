@@ -22,8 +22,8 @@ pub enum FlagsError {
         source: toml::de::Error,
     },
     /// A value no flag alone could catch (a settings file's, or several keys together).
-    #[error("invalid setting {message} ({flags})")]
-    Invalid { message: String, flags: String },
+    #[error("invalid setting {message}{where_}")]
+    Invalid { message: String, where_: String },
 }
 
 /// The keys of `S` given as flags.
@@ -87,9 +87,18 @@ impl<S: Settings> Knobs<S> {
                 flags.join(" / ")
             });
             if file.is_some() {
-                flags.push_str(", or the settings file");
+                flags.push_str(if flags.is_empty() {
+                    "the settings file"
+                } else {
+                    ", or the settings file"
+                });
             }
-            FlagsError::Invalid { message, flags }
+            let where_ = if flags.is_empty() {
+                flags
+            } else {
+                format!(" ({flags})")
+            };
+            FlagsError::Invalid { message, where_ }
         })?;
         Ok(settings)
     }
