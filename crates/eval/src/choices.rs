@@ -43,6 +43,11 @@ pub struct TrainChoices {
     pub test_every: Option<usize>,
     pub seed: u64,
     pub device: DeviceName,
+    /// Fresh networks per training set.
+    pub repeats: usize,
+    /// Architecture of the soft labels' teacher; `None`: the student's.
+    pub teacher_net: Option<Arch>,
+    pub temperature: f64,
 }
 
 impl Default for TrainChoices {
@@ -59,6 +64,9 @@ impl Default for TrainChoices {
             test_every: None,
             seed: 0,
             device: DeviceName::Cpu,
+            repeats: 5,
+            teacher_net: None,
+            temperature: dmgd_student::protocol::RDED_TEMPERATURE,
         }
     }
 }
@@ -77,7 +85,20 @@ impl dmgd_run::Settings for TrainChoices {
             ("test-every", "Test every this many epochs, and always at the end [default: E/10 for dc, E/100 for minimax, E/30 after 80 % of E for rded]. A pass over the 10,000 Fashion-MNIST test images costs about as much as several training epochs at IPC 10: for short runs, give the epoch count to test once, at the end."),
             ("seed", "Seed of the first network; repeat r of set s uses seed + 1000 s + r."),
             ("device", "cpu, or cuda:N with a dmgd built with `--features cuda` (the students' CPU kernels give way to candle's ops there; another device is another run: other bits)."),
+            ("repeats", "Fresh networks per training set."),
+            ("teacher-net", "Architecture of the soft labels' teacher [default: the student's net]."),
+            ("temperature", "Temperature of the soft labels."),
         ]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.repeats == 0 {
+            return Err("`repeats`: expected at least 1".into());
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err("`temperature`: expected a positive number".into());
+        }
+        Ok(())
     }
 }
 
@@ -198,6 +219,28 @@ mod tests {
     }
 
     #[test]
+    fn repeats_and_temperature_are_checked() {
+        use dmgd_run::Settings;
+        assert!(choices().validate().is_ok());
+        for bad in [
+            TrainChoices {
+                repeats: 0,
+                ..choices()
+            },
+            TrainChoices {
+                temperature: 0.0,
+                ..choices()
+            },
+            TrainChoices {
+                temperature: f64::NAN,
+                ..choices()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn every_flag_sets_its_key_alone() {
         dmgd_run::flags::assert_every_flag_sets_its_key::<TrainChoices>(
             r#"
@@ -212,6 +255,9 @@ batch-size | --batch-size 8 | 8
 test-every | --test-every 2 | 2
 seed | --seed 4 | 4
 device | --device cuda:1 | "cuda:1"
+repeats | --repeats 2 | 2
+teacher-net | --teacher-net resnet18 | "resnet18"
+temperature | --temperature 4 | 4.0
 "#,
         );
     }

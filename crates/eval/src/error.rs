@@ -31,6 +31,25 @@ pub enum EvalError {
     NoEmbedding {
         method: dmgd_distill::coreset::CoresetMethod,
     },
+    #[error("neither XDG_CACHE_HOME nor HOME is set: no cache for the embedding network")]
+    NoCacheDir,
+    #[error("embedding network {what}")]
+    Embedding {
+        what: String,
+        #[source]
+        source: Box<EvalError>,
+    },
+    #[error("soft labels need a teacher: a network trained on the full real data")]
+    NoTeacher,
+    #[error("a teacher is for soft labels, and the labels are hard")]
+    TeacherWithHardLabels,
+    #[error("teacher {path} as {net}")]
+    Teacher {
+        path: PathBuf,
+        net: dmgd_student::Arch,
+        #[source]
+        source: Box<EvalError>,
+    },
     #[error("teacher {path}: {source}")]
     TeacherFile {
         path: PathBuf,

@@ -1,12 +1,79 @@
-//! An evaluation's sets, read and checked before any training: every training set against the
-//! first (the same classes, in order, and channels), the test set against them, its images
-//! sized for the students.
+//! An evaluation's inputs, read and checked before any training: every training set against
+//! the first (the same classes, in order, and channels), the test set against them, its images
+//! sized for the students, and the soft labels' teacher.
 
-use crate::{check_compatible, EvalError, SetRecord};
+use crate::{check_compatible, EvalError, EvalSpec, Labels, SetRecord, TrainChoices};
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataOptions, DataSource, ImageSet};
-use dmgd_student::train::test_resize;
-use dmgd_student::TrainConfig;
+use dmgd_student::nets::Net;
+use dmgd_student::train::{net_input, test_resize};
+use dmgd_student::{SoftLabels, TrainConfig};
+use std::path::Path;
+
+/// An evaluation ready to run: its spec, its sets and (soft labels) its teacher.
+pub struct Prepared {
+    pub spec: EvalSpec,
+    pub train: Vec<ImageSet>,
+    pub test: ImageSet,
+    pub teacher: Option<Net>,
+    /// The first training set's short name, for the default output folder.
+    pub first_name: String,
+}
+
+/// Opens the device, reads the training sets `train` and the test set `test`, resolves the
+/// training configuration and loads the `teacher` (soft labels only), all before any training.
+pub fn prepare(
+    choices: &TrainChoices,
+    train: &[String],
+    test: &str,
+    teacher: Option<&Path>,
+    options: &DataOptions,
+) -> Result<Prepared, EvalError> {
+    match (choices.labels, teacher) {
+        (Labels::Soft, None) => return Err(EvalError::NoTeacher),
+        (Labels::Hard, Some(_)) => return Err(EvalError::TeacherWithHardLabels),
+        _ => {}
+    }
+    let device = choices.device.open()?; // before any data is read
+    let sets = read_training_sets(train, options)?;
+    let first_name = sets[0].short_name.clone();
+    let train_sets: Vec<SetRecord> = sets.iter().map(|n| n.record.clone()).collect();
+    let sets: Vec<ImageSet> = sets.into_iter().map(|n| n.set).collect();
+    let mut config = choices.resolve(&sets)?;
+    let test = read_test_set(test, options, &config, &sets[0], &train[0])?;
+    let teacher = match teacher {
+        Some(path) => {
+            let net = choices.teacher_net.unwrap_or(choices.net);
+            let input = net_input(&config, sets[0].shape);
+            let classes = sets[0].num_classes();
+            let (record, teacher) = crate::teacher::load(path, net, input, classes, &device)
+                .map_err(|e| EvalError::Teacher {
+                    path: path.into(),
+                    net,
+                    source: Box::new(e),
+                })?;
+            config.soft_labels = Some(SoftLabels {
+                teacher: record,
+                temperature: choices.temperature,
+            });
+            Some(teacher)
+        }
+        None => None,
+    };
+    let spec = EvalSpec {
+        config,
+        repeats: choices.repeats,
+        train_sets,
+        test: test.record,
+    };
+    Ok(Prepared {
+        spec,
+        train: sets,
+        test: test.set,
+        teacher,
+        first_name,
+    })
+}
 
 /// A set read from its source, with the record a spec keeps and a short name for folders.
 pub struct NamedSet {
@@ -110,4 +177,36 @@ pub fn read_judged_sets(
         sets.push(named);
     }
     Ok(sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_teacher_must_agree_before_any_set_is_read() {
+        let absent = vec!["no-such-folder".to_string()];
+        let options = DataOptions::default();
+        let prepare = |labels, teacher: Option<&Path>| {
+            let choices = TrainChoices {
+                labels,
+                ..TrainChoices::default()
+            };
+            prepare(&choices, &absent, "no-such-test", teacher, &options).err()
+        };
+        assert!(matches!(
+            prepare(Labels::Soft, None),
+            Some(EvalError::NoTeacher)
+        ));
+        let file = Path::new("teacher.safetensors");
+        assert!(matches!(
+            prepare(Labels::Hard, Some(file)),
+            Some(EvalError::TeacherWithHardLabels)
+        ));
+        // Agreeing, the missing folder is what fails.
+        assert!(matches!(
+            prepare(Labels::Soft, Some(file)),
+            Some(EvalError::Data(_))
+        ));
+    }
 }

@@ -134,6 +134,64 @@ pub struct EmbeddingTraining {
     pub seconds: f64,
 }
 
+/// One selection, its inputs read: what `dmgd select` runs.
+pub struct SelectJob<'a> {
+    pub real: &'a ImageSet,
+    pub spec: &'a SelectSpec,
+    pub choices: &'a SelectChoices,
+    /// herding / k-center: a saved classifier to take the embedding from; `None`: one trained
+    /// here (or found in `cache`).
+    pub embedding: Option<&'a Path>,
+    /// Where trained embedding networks are kept; `None`: `dmgd_run::cache_dir()`.
+    pub cache: Option<PathBuf>,
+    /// Images to report a trained embedding network's accuracy on, and their name.
+    pub check: Option<(&'a ImageSet, String)>,
+    pub out: &'a Path,
+    pub overwrite: bool,
+}
+
+/// Chooses the images (training or loading the embedding network first where the method
+/// needs one) and writes them; returns the output directory.
+pub fn run(job: &SelectJob, log: &mut dyn FnMut(&str)) -> Result<PathBuf, EvalError> {
+    let (real, c) = (job.real, job.choices);
+    coreset::check_class_sizes(real, c.ipc)?;
+    let network = if c.method.needs_features() {
+        let choice = match job.embedding {
+            Some(path) => EmbeddingChoice::File(path),
+            None => EmbeddingChoice::Train {
+                epochs: c.embedding_epochs,
+                seed: c.embedding_seed,
+                cache: job
+                    .cache
+                    .clone()
+                    .or_else(dmgd_run::cache_dir)
+                    .ok_or(EvalError::NoCacheDir)?,
+                check: job.check.as_ref().map(|(set, name)| (*set, name.clone())),
+            },
+        };
+        let network = embedding_network(c.embedding_net, real, &choice, c.device, log);
+        Some(network.map_err(|e| EvalError::Embedding {
+            what: match job.embedding {
+                Some(path) => format!("{} as {}", path.display(), c.embedding_net),
+                None => format!("the {} trained on the real data", c.embedding_net),
+            },
+            source: Box::new(e),
+        })?)
+    } else {
+        None
+    };
+    let (classifier, record) = network.unzip();
+    let picks = select(real, job.spec, classifier.as_ref(), log)?;
+    write(
+        real,
+        job.spec,
+        record.as_ref(),
+        picks,
+        job.out,
+        job.overwrite,
+    )
+}
+
 /// Indices into `real` of the chosen images, per class in class order.
 pub fn select(
     real: &ImageSet,

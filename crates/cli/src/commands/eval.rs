@@ -2,14 +2,12 @@
 
 use crate::dataset::DataArgs;
 use crate::progress::Bar;
-use anyhow::{bail, Context, Result};
-use dmgd_data::{ImageSet, FASHION_MNIST};
+use anyhow::Result;
+use dmgd_data::FASHION_MNIST;
 use dmgd_eval::evaluate::{markdown_table, RESULTS_FILE, TABLE_FILE};
-use dmgd_eval::{inputs, EvalError, EvalSpec, Evaluation, Event, Labels, TrainChoices};
+use dmgd_eval::{inputs, EvalError, Evaluation, Event, TrainChoices};
 use dmgd_run::flags::Knobs;
 use dmgd_run::Existing;
-use dmgd_student::train::net_input;
-use dmgd_student::{Arch, SoftLabels, TrainConfig};
 use std::path::PathBuf;
 
 /// Train fresh students on a set and test them on the real test split.
@@ -32,17 +30,8 @@ pub struct Args {
     /// Teacher for --labels soft: a network `eval --save-nets` wrote on the full real data, or
     /// a PyTorch state dict (torchvision's ResNet-18 key names for resnet18). Its norm follows
     /// the file (batch norm when it holds running statistics).
-    #[arg(long, required_if_eq("labels", "soft"))]
+    #[arg(long)]
     pub teacher: Option<PathBuf>,
-    /// Architecture of --teacher [default: --net].
-    #[arg(long, requires = "teacher")]
-    pub teacher_net: Option<Arch>,
-    /// Temperature of the soft labels.
-    #[arg(long, default_value_t = dmgd_student::protocol::RDED_TEMPERATURE, requires = "teacher")]
-    pub temperature: f64,
-    /// Fresh networks per training set.
-    #[arg(long, default_value_t = 5, value_parser = crate::settings::positive)]
-    pub repeats: usize,
     /// Where eval.json, eval.md and the manifest go (default: runs/eval-<set>-<net>-<protocol>-<hash of the spec>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -65,55 +54,39 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let choices = args.choices.resolve(None)?;
-    if choices.labels == Labels::Hard && args.teacher.is_some() {
-        bail!("--teacher is for --labels soft");
-    }
-    let device = choices.device.open()?; // before any data is read
     let options = args.data.options();
-    let sets = inputs::read_training_sets(&args.train, &options)?;
-    let (records, first_name): (Vec<_>, _) = (
-        sets.iter().map(|n| n.record.clone()).collect(),
-        sets[0].short_name.clone(),
-    );
-    let train: Vec<ImageSet> = sets.into_iter().map(|n| n.set).collect();
-    let mut config = resolve_config(&choices, &train)?;
-    let input = net_input(&config, train[0].shape);
-    let test = inputs::read_test_set(&args.test, &options, &config, &train[0], &args.train[0])?;
-    let teacher = match &args.teacher {
-        Some(path) => {
-            let net = args.teacher_net.unwrap_or(choices.net);
-            let classes = train[0].num_classes();
-            let (record, teacher) = dmgd_eval::teacher::load(path, net, input, classes, &device)
-                .with_context(|| format!("--teacher {} as {net}", path.display()))?;
-            config.soft_labels = Some(SoftLabels {
-                teacher: record,
-                temperature: args.temperature,
-            });
-            Some(teacher)
-        }
-        None => None,
-    };
-    let spec = EvalSpec {
-        config,
-        repeats: args.repeats,
-        train_sets: records,
-        test: test.record,
-    };
+    let teacher = args.teacher.as_deref();
+    let prepared =
+        inputs::prepare(&choices, &args.train, &args.test, teacher, &options).map_err(|e| {
+            let advice = match e {
+                EvalError::MixedIpc { .. } => "pass --epochs (minimax) or --batch-size (rded)",
+                EvalError::InvalidChoice { .. } => {
+                    "leave out --optimizer, or pass --protocol minimax or rded"
+                }
+                EvalError::NoTeacher => {
+                    "pass --teacher FILE (`dmgd eval --save-nets` on the full data writes one)"
+                }
+                EvalError::TeacherWithHardLabels => "pass --labels soft, or leave out --teacher",
+                _ => return anyhow::Error::new(e),
+            };
+            anyhow::Error::new(e).context(advice)
+        })?;
+    let (spec, train, repeats) = (&prepared.spec, &prepared.train, choices.repeats);
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| spec.default_out(&first_name));
+        .unwrap_or_else(|| spec.default_out(&prepared.first_name));
     let job = Evaluation {
-        spec: &spec,
-        train: &train,
-        test: &test.set,
+        spec,
+        train,
+        test: &prepared.test,
         out: &out,
         existing: Existing::from_flags(args.resume, args.overwrite),
         save_nets: args.save_nets,
-        teacher: teacher.as_ref(),
+        teacher: prepared.teacher.as_ref(),
     };
-    let bar = Bar::new("epochs", train.len() * args.repeats * spec.config.epochs, 0);
-    let (sets, repeats) = (train.len(), args.repeats);
+    let bar = Bar::new("epochs", train.len() * repeats * spec.config.epochs, 0);
+    let sets = train.len();
     let result = dmgd_eval::evaluate(&job, &mut |event| {
         match &event {
             Event::Epoch { set, run, progress } => {
@@ -153,18 +126,4 @@ pub fn run(args: Args) -> Result<()> {
         out.join(TABLE_FILE).display()
     );
     Ok(())
-}
-
-/// The protocol's configuration with the flags' changes.
-fn resolve_config(choices: &TrainChoices, train: &[dmgd_data::ImageSet]) -> Result<TrainConfig> {
-    choices.resolve(train).map_err(|e| {
-        let advice = match e {
-            EvalError::MixedIpc { .. } => "pass --epochs (minimax) or --batch-size (rded)",
-            EvalError::InvalidChoice { .. } => {
-                "leave out --optimizer, or pass --protocol minimax or rded"
-            }
-            _ => return anyhow::Error::new(e),
-        };
-        anyhow::Error::new(e).context(advice)
-    })
 }

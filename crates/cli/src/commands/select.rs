@@ -1,11 +1,11 @@
 //! `dmgd select`: flags -> a `SelectSpec` -> `dmgd_eval::select` -> an ImageFolder.
 
 use crate::dataset::DataArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataError, DataSource, FASHION_MNIST};
-use dmgd_eval::select::{self, EmbeddingChoice, SelectChoices, SelectSpec};
-use dmgd_eval::SetRecord;
+use dmgd_eval::select::{self, SelectChoices, SelectSpec};
+use dmgd_eval::{EvalError, SetRecord};
 use dmgd_run::flags::Knobs;
 use std::path::PathBuf;
 
@@ -64,48 +64,29 @@ pub fn run(args: Args) -> Result<()> {
             anyhow::Error::new(e).context("pass --overwrite to replace it, or another --out")
         );
     }
-    dmgd_distill::coreset::check_class_sizes(&real, c.ipc)?;
-
-    let log = &mut |line: &str| eprintln!("{line}");
-    let (classifier, embedding) = if !c.method.needs_features() {
-        (None, None)
+    // The test split only matters when a network is trained here (it reports its accuracy).
+    let check = if args.data.data == FASHION_MNIST && args.embedding.is_none() {
+        let test = DataSource::resolve(FASHION_MNIST, &options, Split::Test, None)?.load()?;
+        Some((test, "the Fashion-MNIST test split".to_string()))
     } else {
-        // The test split only matters when a network is trained here (it reports its accuracy).
-        let check = if args.data.data == FASHION_MNIST && args.embedding.is_none() {
-            let test = DataSource::resolve(FASHION_MNIST, &options, Split::Test, None)?.load()?;
-            Some((test, "the Fashion-MNIST test split".to_string()))
-        } else {
-            None
-        };
-        let choice = match &args.embedding {
-            Some(path) => EmbeddingChoice::File(path),
-            None => EmbeddingChoice::Train {
-                epochs: c.embedding_epochs,
-                seed: c.embedding_seed,
-                cache: match &args.cache_dir {
-                    Some(dir) => dir.clone(),
-                    None => dmgd_run::cache_dir()
-                        .context("neither XDG_CACHE_HOME nor HOME is set; pass --cache-dir")?,
-                },
-                check: check.as_ref().map(|(set, name)| (set, name.clone())),
-            },
-        };
-        let network = select::embedding_network(c.embedding_net, &real, &choice, c.device, log);
-        let (classifier, record) = network.with_context(|| match &args.embedding {
-            Some(path) => format!("--embedding {} as {}", path.display(), c.embedding_net),
-            None => "the embedding network".into(),
-        })?;
-        (Some(classifier), Some(record))
+        None
     };
-    let picks = select::select(&real, &spec, classifier.as_ref(), log)?;
-    let out = select::write(
-        &real,
-        &spec,
-        embedding.as_ref(),
-        picks,
-        &out,
-        args.overwrite,
-    )?;
+    let job = select::SelectJob {
+        real: &real,
+        spec: &spec,
+        choices: &c,
+        embedding: args.embedding.as_deref(),
+        cache: args.cache_dir.clone(),
+        check: check.as_ref().map(|(set, name)| (set, name.clone())),
+        out: &out,
+        overwrite: args.overwrite,
+    };
+    let out = select::run(&job, &mut |line| eprintln!("{line}")).map_err(|e| match e {
+        EvalError::NoCacheDir => anyhow::Error::new(e).context("pass --cache-dir"),
+        EvalError::Embedding { .. } if args.embedding.is_some() => anyhow::Error::new(e)
+            .context("--embedding: expected a classifier as `dmgd eval --save-nets` writes it"),
+        e => e.into(),
+    })?;
     println!(
         "wrote {} images ({} per class, {:?}) to {}",
         c.ipc * real.num_classes(),
