@@ -4,6 +4,7 @@ mod allocator;
 mod commands;
 mod dataset;
 mod model_args;
+mod output_args;
 mod progress;
 mod settings;
 

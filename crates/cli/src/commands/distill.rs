@@ -2,13 +2,14 @@
 
 use crate::dataset::DataArgs;
 use crate::model_args::ModelArgs;
+use crate::output_args::OutputArgs;
 use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataError, DataSource};
 use dmgd_diffusion::autoencoder::{EncodeMode, SD_VAE_FACTOR};
 use dmgd_distill::config::DistillConfig;
 use dmgd_distill::config::Method;
-use dmgd_distill::pipeline::{Existing, Job};
+use dmgd_distill::pipeline::Job;
 use dmgd_distill::random_subset::RandomError;
 use dmgd_distill::run_dir::{RunDir, IMAGES_DIR};
 use dmgd_distill::shard::Shard;
@@ -22,21 +23,13 @@ use std::path::PathBuf;
 /// With no arguments: DMGD on Fashion-MNIST with the shipped pixel-space DiT, 10 images per
 /// class, into runs/distill-dmgd-ipc10. Every knob has the reference default (shown in
 /// brackets); a TOML file (--config) sets keys named like the flags; flags override the file.
-/// A run with any other setting, model or data gets a default folder of its own (the name
-/// ends in its settings' hash).
+/// Writes images/, latents/, manifest.json and grid.png; a run with any other setting, model
+/// or data gets a default folder of its own (the name ends in its settings' hash).
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Output directory (images/, latents/, manifest.json, grid.png). Default: derived from
-    /// the settings, under runs/.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Finish an interrupted run in --out: refused unless every setting equals the stored one.
-    #[arg(long, conflicts_with = "overwrite")]
-    pub resume: bool,
-    /// Replace this run's share of an existing --out.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Generate only shard i of n (0-based), e.g. `--shard 0/4`; see docs/SHARDING.md.
     #[arg(long, default_value = "0/1")]
     pub shard: Shard,
@@ -85,11 +78,8 @@ pub fn run(args: Args) -> Result<()> {
         let real = source.load()?;
         let data = DataRecord::of(&source, real.fingerprint());
         let spec = DistillSpec::random_subset(config, data, real.num_classes());
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| spec.default_out(default_input));
-        dmgd_distill::random_subset::write(&real, &spec, &out, args.overwrite).map_err(
+        let out = args.output.dir(|| spec.default_out(default_input));
+        dmgd_distill::random_subset::write(&real, &spec, &out, args.output.overwrite).map_err(
             |e| match e {
                 RandomError::Data(DataError::OutputExists { .. }) => anyhow::Error::new(e)
                     .context("pass --overwrite to replace it, or another --out"),
@@ -118,8 +108,7 @@ pub fn run(args: Args) -> Result<()> {
     let real = source.open_by_class()?;
     let data = DataRecord::of(&source, real.fingerprint());
     let spec = models.spec_for_data(config, data, real.class_names(), args.shard.count)?;
-    let out = args.out.clone();
-    let out = out.unwrap_or_else(|| spec.default_out(default_input));
+    let out = args.output.dir(|| spec.default_out(default_input));
     let cache = SupportCache {
         dir: args.cache_dir.clone().or_else(default_cache_dir),
         seed: spec.config.seed,
@@ -135,7 +124,7 @@ pub fn run(args: Args) -> Result<()> {
         shard: args.shard,
         cache: &cache,
         out: &out,
-        existing: Existing::from_flags(args.resume, args.overwrite),
+        existing: args.output.existing(),
     };
 
     let outcome = crate::progress::run_pipeline(&job, "distill")?;

@@ -1,16 +1,20 @@
 //! `dmgd eval`: flags -> an `EvalSpec` -> `dmgd_eval::evaluate` -> the table.
 
 use crate::dataset::DataArgs;
+use crate::output_args::OutputArgs;
 use crate::progress::Bar;
 use anyhow::Result;
 use dmgd_data::FASHION_MNIST;
 use dmgd_eval::evaluate::{markdown_table, RESULTS_FILE, TABLE_FILE};
 use dmgd_eval::{inputs, EvalError, Evaluation, Event, TrainChoices};
 use dmgd_run::flags::Knobs;
-use dmgd_run::Existing;
 use std::path::PathBuf;
 
 /// Train fresh students on a set and test them on the real test split.
+///
+/// Writes eval.json, eval.md and manifest.json into --out (default:
+/// runs/eval-<set>-<net>-<protocol>-<hash of the spec>); --resume keeps the networks an
+/// interrupted run finished (--out/networks/) and trains only the others.
 ///
 /// Example (the classic Fashion-MNIST protocol on a distilled set):
 ///   dmgd eval --train runs/dmgd-ipc10 --net convnet3 --protocol dc --repeats 5
@@ -32,16 +36,8 @@ pub struct Args {
     /// the file (batch norm when it holds running statistics).
     #[arg(long)]
     pub teacher: Option<PathBuf>,
-    /// Where eval.json, eval.md and the manifest go (default: runs/eval-<set>-<net>-<protocol>-<hash of the spec>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Replace existing results in --out.
-    #[arg(long, conflicts_with = "resume")]
-    pub overwrite: bool,
-    /// Keep the networks an interrupted run of the same spec finished (--out/networks/) and
-    /// train only the others; refused, naming the keys, if any setting or set differs.
-    #[arg(long)]
-    pub resume: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Also keep each trained network, as --out/net-set<s>-run<r>.safetensors (what
     /// `dmgd select --embedding` and `dmgd quality --classifier` read).
     #[arg(long)]
@@ -72,16 +68,13 @@ pub fn run(args: Args) -> Result<()> {
             anyhow::Error::new(e).context(advice)
         })?;
     let (spec, train, repeats) = (&prepared.spec, &prepared.train, choices.repeats);
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| spec.default_out(&prepared.first_name));
+    let out = args.output.dir(|| spec.default_out(&prepared.first_name));
     let job = Evaluation {
         spec,
         train,
         test: &prepared.test,
         out: &out,
-        existing: Existing::from_flags(args.resume, args.overwrite),
+        existing: args.output.existing(),
         save_nets: args.save_nets,
         teacher: prepared.teacher.as_ref(),
     };

@@ -3,10 +3,11 @@
 //! training data are not at hand and for class subsets (`--labels`).
 
 use crate::model_args::ModelArgs;
+use crate::output_args::OutputArgs;
 use anyhow::Result;
 use dmgd_diffusion::autoencoder::EncodeMode;
 use dmgd_distill::config::SamplingConfig;
-use dmgd_distill::pipeline::{Existing, Job};
+use dmgd_distill::pipeline::Job;
 use dmgd_distill::run_dir::IMAGES_DIR;
 use dmgd_distill::shard::Shard;
 use dmgd_distill::support_cache::SupportCache;
@@ -25,14 +26,8 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Output directory. Default: derived from the settings, under runs/.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Finish an interrupted run in --out (refused unless every setting equals the stored one).
-    #[arg(long, conflicts_with = "overwrite")]
-    resume: bool,
-    #[arg(long)]
-    overwrite: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(flatten)]
     model: ModelArgs,
     /// Class names in label order: fashion-mnist, imagenette, imagewoof, imagenet1k or a file;
@@ -52,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     let labels = args.labels.as_deref();
     let class_names = models.sampling_classes(args.class_names.as_deref(), labels)?;
     let spec = models.spec_for_sampling(config, &class_names, labels);
-    let out = args.out.clone().unwrap_or_else(|| {
+    let out = args.output.dir(|| {
         let hash = dmgd_run::spec_hash(&spec.identity());
         PathBuf::from("runs").join(format!("sample-ipc{}-{hash}", spec.config.ipc))
     });
@@ -71,7 +66,7 @@ pub fn run(args: Args) -> Result<()> {
         shard: Shard::WHOLE,
         cache: &cache,
         out: &out,
-        existing: Existing::from_flags(args.resume, args.overwrite),
+        existing: args.output.existing(),
     };
 
     let outcome = crate::progress::run_pipeline(&job, "sample")?;
