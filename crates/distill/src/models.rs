@@ -147,6 +147,15 @@ impl Models {
 }
 
 impl Models {
+    /// The size real images are brought to before encoding: the one whose latents are the
+    /// DiT's input, for a latent model; `None` (as they are) in pixel space.
+    pub fn real_image_size(&self) -> Option<usize> {
+        let latent = self.dit.config.input_size;
+        self.vae_record
+            .is_some()
+            .then_some(latent * dmgd_diffusion::autoencoder::SD_VAE_FACTOR)
+    }
+
     /// The spec of a run of these models on real data (`class_names` in the data's order).
     pub fn spec_for_data(
         &self,

@@ -113,6 +113,12 @@ impl DistillSpec {
         }
         std::path::Path::new("runs").join(name)
     }
+
+    /// The default output folder of `dmgd sample`: `runs/sample-ipc<N>-<the spec's hash>`.
+    pub fn default_sample_out(&self) -> std::path::PathBuf {
+        let hash = dmgd_run::spec_hash(&self.identity());
+        std::path::Path::new("runs").join(format!("sample-ipc{}-{hash}", self.config.ipc))
+    }
 }
 
 /// The data's classes are not the model's.

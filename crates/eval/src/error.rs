@@ -39,6 +39,12 @@ pub enum EvalError {
         #[source]
         source: Box<EvalError>,
     },
+    #[error("classifier {what}")]
+    Classifier {
+        what: String,
+        #[source]
+        source: Box<EvalError>,
+    },
     #[error("soft labels need a teacher: a network trained on the full real data")]
     NoTeacher,
     #[error("a teacher is for soft labels, and the labels are hard")]

@@ -2,13 +2,15 @@
 //! as the class it stands for (agreement), and the Fréchet distance between its penultimate
 //! features over the set and over real reference images (docs/METHOD.md §9).
 
-use crate::EvalError;
+use crate::{EvalError, SetRecord};
+use candle_core::Device;
 use dmgd_data::ImageSet;
 use dmgd_distill::spec::ModelRecord;
 use dmgd_student::frechet::{FrechetReference, Gaussian};
-use dmgd_student::Classifier;
+use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol};
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// Below this many images a Fréchet distance mostly measures the sample size.
 pub const SMALL_SET: usize = 5_000;
@@ -35,6 +37,44 @@ pub struct QualityReport {
     pub reference_accuracy: f64,
     pub sets: Vec<SetQuality>,
     pub seconds: f64,
+}
+
+/// The judge: a classifier saved by `Classifier::save` (instance norm, `dc` input
+/// normalisation) in `path`, as `net` for `reference`'s images, and its record.
+pub fn load_classifier(
+    path: &Path,
+    net: Arch,
+    reference: &ImageSet,
+    device: &Device,
+) -> Result<(Classifier, ModelRecord), EvalError> {
+    let spec = NetSpec {
+        arch: net,
+        norm: NormKind::Instance,
+        input: reference.shape,
+        num_classes: reference.num_classes(),
+    };
+    let loaded = Classifier::load_on(spec, Protocol::Dc, path, device)
+        .map_err(EvalError::from)
+        .and_then(|c| Ok((c, ModelRecord::of(path)?)));
+    loaded.map_err(|e| EvalError::Classifier {
+        what: format!("{} as {net} for {} images", path.display(), reference.shape),
+        source: Box::new(e),
+    })
+}
+
+/// Writes `report` with what was judged (the reference and the sets) as a manifest in `out`.
+pub fn write(
+    out: &Path,
+    report: &QualityReport,
+    reference: &SetRecord,
+    sets: &[SetRecord],
+) -> Result<(), EvalError> {
+    let spec = serde_json::json!({
+        "classifier": &report.classifier,
+        "reference": reference,
+        "sets": sets,
+    });
+    Ok(dmgd_run::Manifest::new(&spec, Some(report)).write_to(out)?)
 }
 
 /// Judges each `(name, set)` against `reference` (named `reference_name`); the sets must

@@ -6,7 +6,7 @@ use crate::output_args::OutputArgs;
 use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataError, DataSource};
-use dmgd_diffusion::autoencoder::{EncodeMode, SD_VAE_FACTOR};
+use dmgd_diffusion::autoencoder::EncodeMode;
 use dmgd_distill::config::DistillConfig;
 use dmgd_distill::config::Method;
 use dmgd_distill::pipeline::Job;
@@ -98,11 +98,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let models = args.model.load(encode)?;
     // Open the data (a folder is listed and its headers checked; a class is decoded when its
-    // support is computed). Real images enter the autoencoder at the size its latents match
-    // the DiT's input (ADM center crop), unless --image-size says otherwise.
-    if options.image_size.is_none() && args.model.vae.is_some() {
-        options.image_size = Some(models.dit.config.input_size * SD_VAE_FACTOR);
-    }
+    // support is computed), sized for the models (ADM center crop) unless --image-size is given.
+    options.image_size = options.image_size.or(models.real_image_size());
     let source = DataSource::resolve(&args.data.data, &options, Split::Train, None)?;
     println!("reading {}", source.describe());
     let real = source.open_by_class()?;

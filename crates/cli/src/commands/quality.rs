@@ -1,11 +1,10 @@
 //! `dmgd quality`: flags -> sets and a classifier -> `dmgd_eval::quality::judge` -> the table.
 
 use crate::dataset::DataArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use dmgd_data::{ImageSet, FASHION_MNIST};
-use dmgd_distill::spec::ModelRecord;
 use dmgd_eval::{inputs, quality, SetRecord};
-use dmgd_student::{Arch, Classifier, NetSpec, NormKind, Protocol};
+use dmgd_student::Arch;
 use std::path::PathBuf;
 
 /// Judge image sets with a classifier trained on the real data: the share classified as the
@@ -59,20 +58,8 @@ pub fn run(args: Args) -> Result<()> {
         &options,
     )?;
     let (reference_record, reference) = (reference.record, reference.set);
-    let spec = NetSpec {
-        arch: args.net,
-        norm: NormKind::Instance,
-        input: reference.shape,
-        num_classes: reference.num_classes(),
-    };
-    let classifier = Classifier::load_on(spec, Protocol::Dc, &args.classifier, &device)
-        .with_context(|| {
-            let path = args.classifier.display();
-            format!(
-                "loading --classifier {path} as {} for {} images",
-                args.net, reference.shape
-            )
-        })?;
+    let (classifier, record) =
+        quality::load_classifier(&args.classifier, args.net, &reference, &device)?;
     // Every set is read and checked before any work.
     let judged = inputs::read_judged_sets(&args.images, &options, &reference)?;
     let records: Vec<SetRecord> = judged.iter().map(|n| n.record.clone()).collect();
@@ -80,7 +67,6 @@ pub fn run(args: Args) -> Result<()> {
         .into_iter()
         .map(|n| (n.record.source, n.set))
         .collect();
-    let record = ModelRecord::of(&args.classifier)?;
     let report = quality::judge(
         &classifier,
         record,
@@ -91,12 +77,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     println!("{}", quality::markdown_table(&report));
     if let Some(out) = &args.out {
-        let spec = serde_json::json!({
-            "classifier": &report.classifier,
-            "reference": reference_record,
-            "sets": records,
-        });
-        dmgd_run::Manifest::new(&spec, Some(&report)).write_to(out)?;
+        quality::write(out, &report, &reference_record, &records)?;
         println!("results: {}", out.display());
     }
     Ok(())

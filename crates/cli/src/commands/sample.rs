@@ -12,7 +12,6 @@ use dmgd_distill::run_dir::IMAGES_DIR;
 use dmgd_distill::shard::Shard;
 use dmgd_distill::support_cache::SupportCache;
 use dmgd_run::flags::Knobs;
-use std::path::PathBuf;
 
 /// Plain class-conditional sampling from a DiT (the `dit` baseline), no real data needed.
 ///
@@ -47,10 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     let labels = args.labels.as_deref();
     let class_names = models.sampling_classes(args.class_names.as_deref(), labels)?;
     let spec = models.spec_for_sampling(config, &class_names, labels);
-    let out = args.output.dir(|| {
-        let hash = dmgd_run::spec_hash(&spec.identity());
-        PathBuf::from("runs").join(format!("sample-ipc{}-{hash}", spec.config.ipc))
-    });
+    let out = args.output.dir(|| spec.default_sample_out());
     let cache = SupportCache {
         dir: None,
         seed: spec.config.seed,
