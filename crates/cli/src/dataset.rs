@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Real training data: `fashion-mnist` or an ImageFolder directory (`DIR/<class>/*.png|jpg`).
+    /// Real training data: `fashion-mnist`, `fashion-mnist-fit<N>` (its training split without
+    /// the last N images of every class, which `fashion-mnist-val<N>` names: validation images
+    /// for tuning), or an ImageFolder directory (`DIR/<class>/*.png|jpg`).
     #[arg(long, default_value = FASHION_MNIST)]
     pub data: String,
     /// Directory holding Fashion-MNIST's four `*-ubyte.gz` files.

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum DataError {
     #[error("Fashion-MNIST file {path} not found; install it with `apt-get install -y dataset-fashion-mnist` or pass the directory that holds the four *-ubyte.gz files")]
     FashionMnistMissing { path: PathBuf },
+    #[error("set {name}: expected {expected} (a folder of that name: ./{name})")]
+    BadSetName { name: String, expected: String },
     #[error("{path}: not a valid IDX file: {reason}")]
     BadIdx { path: PathBuf, reason: String },
     #[error("cannot read {path}")]

@@ -16,4 +16,4 @@ pub mod source;
 pub use class_source::ClassSource;
 pub use error::DataError;
 pub use image_set::{ImageSet, ImageShape};
-pub use source::{DataOptions, DataSource, FASHION_MNIST};
+pub use source::{DataOptions, DataSource, Part, FASHION_MNIST};

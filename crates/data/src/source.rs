@@ -10,6 +10,22 @@ use std::path::{Path, PathBuf};
 /// The name of the built-in Fashion-MNIST dataset wherever a set is named.
 pub const FASHION_MNIST: &str = "fashion-mnist";
 
+/// Fashion-MNIST's training split without the last N images of every class:
+/// `fashion-mnist-fit<N>`; those N per class alone: `fashion-mnist-val<N>` (the images
+/// `dmgd pretrain --holdout-per-class N` keeps out, `ImageSet::split_validation`).
+const FIT_PREFIX: &str = "fashion-mnist-fit";
+const VAL_PREFIX: &str = "fashion-mnist-val";
+
+/// Which images of a Fashion-MNIST split a source holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Whole,
+    /// The training split without the last N images of every class.
+    Fit(usize),
+    /// The last N images of every class of the training split: validation images.
+    Validation(usize),
+}
+
 /// The folder under which `dmgd distill` / `sample` put their ImageFolder.
 pub const RUN_IMAGES_DIR: &str = "images";
 
@@ -38,25 +54,53 @@ impl Default for DataOptions {
 /// A resolved data source.
 #[derive(Debug, Clone)]
 pub enum DataSource {
-    FashionMnist { dir: PathBuf, split: Split },
-    Folder { root: PathBuf, options: ReadOptions },
+    FashionMnist {
+        dir: PathBuf,
+        split: Split,
+        part: Part,
+    },
+    Folder {
+        root: PathBuf,
+        options: ReadOptions,
+    },
 }
 
 impl DataSource {
-    /// `name` is `fashion-mnist` (then `split` applies), an ImageFolder, or a `dmgd distill` /
-    /// `sample` output directory (its `images/` folder is read). `resize` overrides the
-    /// options' image size.
+    /// `name` is `fashion-mnist` (then `split` applies), `fashion-mnist-fit<N>` /
+    /// `fashion-mnist-val<N>` (the training split without / with only the last N images of
+    /// every class, whatever `split`), an ImageFolder, or a `dmgd distill` / `sample` output
+    /// directory (its `images/` folder is read). `resize` overrides the options' image size.
     pub fn resolve(
         name: &str,
         options: &DataOptions,
         split: Split,
         resize: Option<Resize>,
     ) -> Result<Self, DataError> {
-        if name == FASHION_MNIST {
-            return Ok(DataSource::FashionMnist {
+        let fashion_mnist = |split, part| {
+            Ok(DataSource::FashionMnist {
                 dir: options.fashion_mnist_dir.clone(),
                 split,
-            });
+                part,
+            })
+        };
+        if name == FASHION_MNIST {
+            return fashion_mnist(split, Part::Whole);
+        }
+        for (prefix, part) in [
+            (FIT_PREFIX, Part::Fit as fn(usize) -> Part),
+            (VAL_PREFIX, Part::Validation),
+        ] {
+            if let Some(count) = name.strip_prefix(prefix) {
+                return match count.parse::<usize>() {
+                    Ok(n) if n > 0 && count == n.to_string() => {
+                        fashion_mnist(Split::Train, part(n))
+                    }
+                    _ => Err(DataError::BadSetName {
+                        name: name.into(),
+                        expected: format!("{prefix}<N>, N a whole number of at least 1"),
+                    }),
+                };
+            }
         }
         let classes = options
             .classes
@@ -81,7 +125,14 @@ impl DataSource {
 
     pub fn load(&self) -> Result<ImageSet, DataError> {
         match self {
-            DataSource::FashionMnist { dir, split } => fashion_mnist::load(dir, *split),
+            DataSource::FashionMnist { dir, split, part } => {
+                let whole = fashion_mnist::load(dir, *split)?;
+                Ok(match *part {
+                    Part::Whole => whole,
+                    Part::Fit(n) => whole.split_validation(n).0,
+                    Part::Validation(n) => whole.split_validation(n).1,
+                })
+            }
             DataSource::Folder { root, options } => image_folder::read(root, options),
         }
     }
@@ -98,8 +149,13 @@ impl DataSource {
     /// How the source is named in manifests.
     pub fn describe(&self) -> String {
         match self {
-            DataSource::FashionMnist { dir, split } => {
-                format!("fashion-mnist {split:?} ({})", dir.display())
+            DataSource::FashionMnist { dir, split, part } => {
+                let part = match part {
+                    Part::Whole => String::new(),
+                    Part::Fit(n) => format!(" without the last {n} images of every class"),
+                    Part::Validation(n) => format!(", the last {n} images of every class"),
+                };
+                format!("fashion-mnist {split:?}{part} ({})", dir.display())
             }
             DataSource::Folder { root, .. } => format!("image folder {}", root.display()),
         }
@@ -109,7 +165,11 @@ impl DataSource {
     /// for a run's `images/`).
     pub fn short_name(&self) -> String {
         match self {
-            DataSource::FashionMnist { .. } => FASHION_MNIST.into(),
+            DataSource::FashionMnist { part, .. } => match part {
+                Part::Whole => FASHION_MNIST.into(),
+                Part::Fit(n) => format!("{FIT_PREFIX}{n}"),
+                Part::Validation(n) => format!("{VAL_PREFIX}{n}"),
+            },
             DataSource::Folder { root, .. } => {
                 let named = match root.file_name() {
                     Some(n) if n == RUN_IMAGES_DIR => root.parent().and_then(Path::file_name),
@@ -148,5 +208,54 @@ mod tests {
         assert_eq!(plain.short_name(), "distill-x");
         let fm = DataSource::resolve(FASHION_MNIST, &options, Split::Test, None).unwrap();
         assert_eq!(fm.short_name(), FASHION_MNIST);
+    }
+
+    #[test]
+    fn fit_and_validation_parts_are_named_and_bad_counts_refused() {
+        let options = DataOptions::default();
+        let resolve = |name| DataSource::resolve(name, &options, Split::Test, None);
+        for (name, part) in [
+            ("fashion-mnist-fit500", Part::Fit(500)),
+            ("fashion-mnist-val7", Part::Validation(7)),
+        ] {
+            let source = resolve(name).unwrap();
+            match &source {
+                // A part of the training split, whatever split the command reads.
+                DataSource::FashionMnist { split, part: p, .. } => {
+                    assert_eq!((*split, *p), (Split::Train, part))
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(source.short_name(), name);
+        }
+        for bad in [
+            "fashion-mnist-fit",
+            "fashion-mnist-val0",
+            "fashion-mnist-fit05",
+            "fashion-mnist-val1x",
+        ] {
+            let err = resolve(bad).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("at least 1"), "{err}");
+        }
+    }
+
+    #[test]
+    fn fit_and_validation_split_the_training_images() {
+        let options = DataOptions::default();
+        let load = |name| {
+            DataSource::resolve(name, &options, Split::Train, None)
+                .unwrap()
+                .load()
+                .unwrap()
+        };
+        let (whole, fit, val) = (
+            load(FASHION_MNIST),
+            load("fashion-mnist-fit500"),
+            load("fashion-mnist-val500"),
+        );
+        assert_eq!((fit.len(), val.len()), (55_000, 5_000));
+        let (expected_fit, expected_val) = whole.split_validation(500);
+        assert_eq!(fit.fingerprint(), expected_fit.fingerprint());
+        assert_eq!(val.fingerprint(), expected_val.fingerprint());
     }
 }

@@ -28,7 +28,9 @@ pub struct Args {
     /// `dmgd distill` output directory (its `images/` folder is used). Repeat for several sets.
     #[arg(long, required = true)]
     pub train: Vec<String>,
-    /// Test set: `fashion-mnist` (its 10,000 test images) or an ImageFolder with the same classes.
+    /// Test set: `fashion-mnist` (its 10,000 test images), `fashion-mnist-val<N>` (the last N
+    /// training images of every class: validation, for tuning) or an ImageFolder with the same
+    /// classes.
     #[arg(long, default_value = FASHION_MNIST)]
     pub test: String,
     /// Teacher for --labels soft: a network `eval --save-nets` wrote on the full real data, or
