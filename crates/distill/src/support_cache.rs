@@ -13,8 +13,16 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
-/// Images encoded per autoencoder call.
-const ENCODE_BATCH: usize = 64;
+/// Pixels per autoencoder call: 64 images of 28 or 32 px, 4 of 256 px. The SD VAE's encoder
+/// holds about a third of a gigabyte of activations per 256-px image (10 GB peak for a batch
+/// of 20, measured), so the batch shrinks with the image size.
+const ENCODE_PIXELS: usize = 64 * 64 * 64;
+const MAX_ENCODE_BATCH: usize = 64;
+
+/// Images encoded per autoencoder call for images of `height` x `width`.
+fn encode_batch(height: usize, width: usize) -> usize {
+    (ENCODE_PIXELS / (height * width).max(1)).clamp(1, MAX_ENCODE_BATCH)
+}
 
 /// Where and how supports are cached.
 pub struct SupportCache {
@@ -57,14 +65,16 @@ impl SupportCache {
     /// runs share entries.
     fn key(&self, images: &ImageSet, codec: &Codec, class: usize, params: &KMeansParams) -> String {
         let text = format!(
-            "class-images={}|codec={}|class={class}|k={}|max-iter={}|tol={}|seed={}|flip-seed={}|v2",
+            "class-images={}|codec={}|class={class}|k={}|max-iter={}|tol={}|seed={}|flip-seed={}|encode-batch={}|v2",
             images.fingerprint(),
             codec.id,
             params.k,
             params.max_iter,
             params.tol,
             params.seed,
-            self.seed
+            self.seed,
+            // The batch orders the random draws (flips, then the encoder's noise, per batch).
+            encode_batch(images.shape.height, images.shape.width)
         );
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
@@ -135,7 +145,7 @@ impl SupportCache {
         let s = images.shape;
         let mut rng = ChaCha8Rng::seed_from_u64(crate::coreset::class_seed(self.seed, class));
         let mut rows = Vec::new();
-        for chunk in members.chunks(ENCODE_BATCH) {
+        for chunk in members.chunks(encode_batch(s.height, s.width)) {
             let mut values = Vec::with_capacity(chunk.len() * s.numel());
             for &i in chunk {
                 let flip = rng.gen_bool(0.5);
@@ -166,4 +176,16 @@ impl SupportCache {
 /// The cache directory used when none is given (`dmgd_run::cache_dir`).
 pub fn default_cache_dir() -> Option<PathBuf> {
     dmgd_run::cache_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_encode_batch_shrinks_with_the_image_size() {
+        let batches: Vec<usize> = [28, 32, 64, 128, 256, 512, 1024]
+            .iter()
+            .map(|&side| super::encode_batch(side, side))
+            .collect();
+        assert_eq!(batches, [64, 64, 64, 16, 4, 1, 1]);
+    }
 }
