@@ -9,9 +9,15 @@
 #
 # Environment knobs: SEEDS="0 1" REPEATS=1 EPOCHS=300 DMGD=<binary> STUDY="<name>=<flags>;..."
 # AUGMENT=none|dsa (dsa: 1000 epochs unless EPOCHS is set; cells are named <name>-dsa)
-# TEST=fashion-mnist|validation|<ImageFolder>: where the students are tested. `validation` is
+# TEST=fashion-mnist|validation|holdout|<ImageFolder>: where the students are tested. `validation` is
 # 1,000 random real training images per class (`dmgd select --seed 1000`, made in OUT_DIR),
 # so knobs can be picked without the test split; its cells go to results/hparams-validation.
+# `holdout` keeps the validation images out of everything else: the sets are distilled from
+# `fashion-mnist-fit$HOLDOUT` (the training split without its last HOLDOUT images per class,
+# default 500: what `dmgd pretrain --holdout-per-class 500` trained on) and the students
+# tested on `fashion-mnist-val$HOLDOUT` (those images); the defaults are distilled too (STUDY
+# starts with "defaults="), into OUT_DIR runs/hparams-holdout$HOLDOUT, results in
+# results/hparams-holdout$HOLDOUT (or RESULTS). DIT=<model>: another generator than the shipped one.
 # A setting with no flags ("defaults=") is the reference defaults, distilled by this script.
 # (flags that start with --method replace `--method dmgd`, e.g. "dit-cfg2=--method dit --cfg-scale 2")
 # About 5 min of one core per (setting, seed) at 1 thread: distill ~1 min, one network ~3 min.
@@ -34,6 +40,16 @@ if [ -z "${DMGD:-}" ]; then
 fi
 bin=${DMGD:-${CARGO_TARGET_DIR:-target}/release/dmgd}
 TEST=${TEST:-fashion-mnist}
+data_flags=()
+[ -n "${DIT:-}" ] && data_flags+=(--dit "$DIT")
+if [ "$TEST" = holdout ]; then
+  HOLDOUT=${HOLDOUT:-500}
+  data_flags+=(--data "fashion-mnist-fit$HOLDOUT")
+  TEST=fashion-mnist-val$HOLDOUT
+  STUDY="defaults=;$STUDY"
+  [ -n "${1:-}" ] || out=runs/hparams-holdout$HOLDOUT
+  RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/hparams-holdout$HOLDOUT}
+fi
 if [ "$TEST" = validation ]; then
   RESULTS=${RESULTS:-experiments/fashion-mnist-table/results/hparams-validation}
   mkdir -p "$out"
@@ -57,7 +73,8 @@ for setting in "${settings[@]}"; do
     if [ ! -f "$set_dir/manifest.json" ]; then
       method=(--method dmgd) # a setting may name another method first: "dit-cfg2=--method dit ..."
       [ "${flags[0]:-}" = --method ] && method=()
-      $bin distill "${method[@]}" --ipc 10 --seed "$seed" "${flags[@]}" --out "$set_dir" --resume
+      $bin distill "${method[@]}" "${data_flags[@]}" --ipc 10 --seed "$seed" "${flags[@]}" \
+        --out "$set_dir" --resume
     fi
     sets+=(--train "$set_dir")
   done
