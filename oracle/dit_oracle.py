@@ -20,6 +20,29 @@ torch.manual_seed(0)
 CFG = dict(input_size=8, patch=2, in_ch=4, hidden=64, depth=2, heads=4, classes=5)
 
 
+def dit_shapes(d, p, in_ch, classes, depth):
+    """A DiT's parameters but the fixed position table: key -> shape, in the order the
+    fixtures draw them (width d, patch p, learned sigma)."""
+    shapes = {
+        "x_embedder.proj.weight": (d, in_ch, p, p), "x_embedder.proj.bias": (d,),
+        "t_embedder.mlp.0.weight": (d, 256), "t_embedder.mlp.0.bias": (d,),
+        "t_embedder.mlp.2.weight": (d, d), "t_embedder.mlp.2.bias": (d,),
+        "y_embedder.embedding_table.weight": (classes + 1, d),
+        "final_layer.adaLN_modulation.1.weight": (2 * d, d), "final_layer.adaLN_modulation.1.bias": (2 * d,),
+        "final_layer.linear.weight": (p * p * 2 * in_ch, d), "final_layer.linear.bias": (p * p * 2 * in_ch,),
+    }
+    for i in range(depth):
+        b = f"blocks.{i}"
+        shapes.update({
+            b + ".attn.qkv.weight": (3 * d, d), b + ".attn.qkv.bias": (3 * d,),
+            b + ".attn.proj.weight": (d, d), b + ".attn.proj.bias": (d,),
+            b + ".mlp.fc1.weight": (4 * d, d), b + ".mlp.fc1.bias": (4 * d,),
+            b + ".mlp.fc2.weight": (d, 4 * d), b + ".mlp.fc2.bias": (d,),
+            b + ".adaLN_modulation.1.weight": (6 * d, d), b + ".adaLN_modulation.1.bias": (6 * d,),
+        })
+    return shapes
+
+
 def xl2_shapes():
     """DiT-XL/2 at 256 px (32x32x4 latents, 1000 classes, learned sigma): key -> shape, in the
     order of the benchmarks' random state dicts."""
@@ -191,28 +214,7 @@ def main():
     c = CFG
     d, p = c["hidden"], c["patch"]
     grid = c["input_size"] // p
-    shapes = {
-        "x_embedder.proj.weight": (d, c["in_ch"], p, p),
-        "x_embedder.proj.bias": (d,),
-        "t_embedder.mlp.0.weight": (d, 256),
-        "t_embedder.mlp.0.bias": (d,),
-        "t_embedder.mlp.2.weight": (d, d),
-        "t_embedder.mlp.2.bias": (d,),
-        "y_embedder.embedding_table.weight": (c["classes"] + 1, d),
-        "final_layer.adaLN_modulation.1.weight": (2 * d, d),
-        "final_layer.adaLN_modulation.1.bias": (2 * d,),
-        "final_layer.linear.weight": (p * p * 2 * c["in_ch"], d),
-        "final_layer.linear.bias": (p * p * 2 * c["in_ch"],),
-    }
-    for i in range(c["depth"]):
-        b = f"blocks.{i}"
-        shapes.update({
-            b + ".attn.qkv.weight": (3 * d, d), b + ".attn.qkv.bias": (3 * d,),
-            b + ".attn.proj.weight": (d, d), b + ".attn.proj.bias": (d,),
-            b + ".mlp.fc1.weight": (4 * d, d), b + ".mlp.fc1.bias": (4 * d,),
-            b + ".mlp.fc2.weight": (d, 4 * d), b + ".mlp.fc2.bias": (d,),
-            b + ".adaLN_modulation.1.weight": (6 * d, d), b + ".adaLN_modulation.1.bias": (6 * d,),
-        })
+    shapes = dit_shapes(d, p, c["in_ch"], c["classes"], c["depth"])
     w = {}
     for k, s in shapes.items():
         fan_in = s[1] * (s[2] * s[3] if len(s) == 4 else 1) if len(s) > 1 else 1

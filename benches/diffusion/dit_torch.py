@@ -27,23 +27,7 @@ MODELS = {
 
 def weights(m):
     d, p, c = m["hidden"], m["patch"], m["in_ch"]
-    shapes = {
-        "x_embedder.proj.weight": (d, c, p, p), "x_embedder.proj.bias": (d,),
-        "t_embedder.mlp.0.weight": (d, 256), "t_embedder.mlp.0.bias": (d,),
-        "t_embedder.mlp.2.weight": (d, d), "t_embedder.mlp.2.bias": (d,),
-        "y_embedder.embedding_table.weight": (m["classes"] + 1, d),
-        "final_layer.adaLN_modulation.1.weight": (2 * d, d), "final_layer.adaLN_modulation.1.bias": (2 * d,),
-        "final_layer.linear.weight": (p * p * 2 * c, d), "final_layer.linear.bias": (p * p * 2 * c,),
-    }
-    for i in range(m["depth"]):
-        b = f"blocks.{i}"
-        shapes.update({
-            b + ".attn.qkv.weight": (3 * d, d), b + ".attn.qkv.bias": (3 * d,),
-            b + ".attn.proj.weight": (d, d), b + ".attn.proj.bias": (d,),
-            b + ".mlp.fc1.weight": (4 * d, d), b + ".mlp.fc1.bias": (4 * d,),
-            b + ".mlp.fc2.weight": (d, 4 * d), b + ".mlp.fc2.bias": (d,),
-            b + ".adaLN_modulation.1.weight": (6 * d, d), b + ".adaLN_modulation.1.bias": (6 * d,),
-        })
+    shapes = o.dit_shapes(d, p, c, m["classes"], m["depth"])
     w = {k: (torch.randn(s) * 0.02).requires_grad_() for k, s in shapes.items()}
     w["pos_embed"] = torch.from_numpy(o.pos_table(d, m["input_size"] // p)).unsqueeze(0)
     return w

@@ -9,23 +9,26 @@
 #
 #   experiments/model-quality/model_quality.sh          # MODEL defaults to the shipped one
 #   N=2000 MODEL=runs/dit-ti4-cont experiments/model-quality/model_quality.sh
+#   CFG=1.5: another guidance scale for both sample sets (default 4, the sampler's)
 set -euo pipefail
 DMGD=${DMGD:-target/release/dmgd}
 MODEL=${MODEL:-models/fashion-mnist-dit}
 N=${N:-10000}
 NET=${NET:-runs/eval-full-e10/net-set0-run0.safetensors}
+CFG=${CFG:-4}
 TAG=${TAG:-$(basename "$MODEL")}
+[ "$CFG" = 4 ] || TAG=$TAG-cfg$CFG
 if [ ! -f "$NET" ]; then
   "$DMGD" eval --train fashion-mnist --epochs 10 --test-every 10 --repeats 1 --seed 0 \
     --out runs/eval-full-e10 --save-nets
 fi
 start=$(date +%s)
-"$DMGD" sample --dit "$MODEL" --ipc 100 --seed 0 --out "runs/quality-$TAG-ipc100" --overwrite
+"$DMGD" sample --dit "$MODEL" --ipc 100 --seed 0 --cfg-scale "$CFG" --out "runs/quality-$TAG-ipc100" --overwrite
 echo "1,000 samples: $(( $(date +%s) - start )) s wall"
 sets=(--images "runs/quality-$TAG-ipc100")
 if [ "$N" -gt 1000 ]; then
   start=$(date +%s)
-  "$DMGD" sample --dit "$MODEL" --ipc $((N / 10)) --seed 1 --out "runs/quality-$TAG-n$N" --overwrite
+  "$DMGD" sample --dit "$MODEL" --ipc $((N / 10)) --seed 1 --cfg-scale "$CFG" --out "runs/quality-$TAG-n$N" --overwrite
   echo "$N samples: $(( $(date +%s) - start )) s wall"
   sets+=(--images "runs/quality-$TAG-n$N")
 fi

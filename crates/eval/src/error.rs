@@ -33,14 +33,10 @@ pub enum EvalError {
     },
     #[error("neither XDG_CACHE_HOME nor HOME is set: no cache for the embedding network")]
     NoCacheDir,
-    #[error("embedding network {what}")]
-    Embedding {
-        what: String,
-        #[source]
-        source: Box<EvalError>,
-    },
-    #[error("classifier {what}")]
-    Classifier {
+    /// A network that a command loads or trains as a tool failed; `what` names it.
+    #[error("{role} {what}")]
+    Network {
+        role: NetworkRole,
         what: String,
         #[source]
         source: Box<EvalError>,
@@ -49,13 +45,6 @@ pub enum EvalError {
     NoTeacher,
     #[error("a teacher is for soft labels, and the labels are hard")]
     TeacherWithHardLabels,
-    #[error("teacher {path} as {net}")]
-    Teacher {
-        path: PathBuf,
-        net: dmgd_student::Arch,
-        #[source]
-        source: Box<EvalError>,
-    },
     #[error("teacher {path}: {source}")]
     TeacherFile {
         path: PathBuf,
@@ -72,6 +61,27 @@ pub enum EvalError {
     Data(#[from] dmgd_data::DataError),
     #[error("tensor computation failed")]
     Tensor(#[from] candle_core::Error),
+}
+
+/// What a [`EvalError::Network`] network was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkRole {
+    /// Coreset selection's embedding (herding, k-center).
+    Embedding,
+    /// `quality`'s judge.
+    Classifier,
+    /// Soft labels' teacher.
+    Teacher,
+}
+
+impl std::fmt::Display for NetworkRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetworkRole::Embedding => "embedding network",
+            NetworkRole::Classifier => "classifier",
+            NetworkRole::Teacher => "teacher",
+        })
+    }
 }
 
 impl EvalError {

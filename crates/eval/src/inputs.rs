@@ -2,7 +2,7 @@
 //! the first (the same classes, in order, and channels), the test set against them, its images
 //! sized for the students, and the soft labels' teacher.
 
-use crate::{check_compatible, EvalError, EvalSpec, Labels, SetRecord, TrainChoices};
+use crate::{check_compatible, EvalError, EvalSpec, Labels, NetworkRole, SetRecord, TrainChoices};
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataOptions, DataSource, ImageSet};
 use dmgd_student::nets::Net;
@@ -47,9 +47,9 @@ pub fn prepare(
             let input = net_input(&config, sets[0].shape);
             let classes = sets[0].num_classes();
             let (record, teacher) = crate::teacher::load(path, net, input, classes, &device)
-                .map_err(|e| EvalError::Teacher {
-                    path: path.into(),
-                    net,
+                .map_err(|e| EvalError::Network {
+                    role: NetworkRole::Teacher,
+                    what: format!("{} as {net}", path.display()),
                     source: Box::new(e),
                 })?;
             config.soft_labels = Some(SoftLabels {

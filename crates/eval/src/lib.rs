@@ -17,7 +17,7 @@ pub mod select;
 pub mod teacher;
 
 pub use choices::{Labels, OptimizerChoice, TrainChoices};
-pub use error::EvalError;
+pub use error::{EvalError, NetworkRole};
 pub use evaluate::{evaluate, EvalResult, EvalSpec, Evaluation, Event};
 
 use dmgd_data::{DataSource, ImageSet};

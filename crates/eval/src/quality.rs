@@ -2,7 +2,7 @@
 //! as the class it stands for (agreement), and the Fréchet distance between its penultimate
 //! features over the set and over real reference images (docs/METHOD.md §9).
 
-use crate::{EvalError, SetRecord};
+use crate::{EvalError, NetworkRole, SetRecord};
 use candle_core::Device;
 use dmgd_data::ImageSet;
 use dmgd_distill::spec::ModelRecord;
@@ -56,7 +56,8 @@ pub fn load_classifier(
     let loaded = Classifier::load_on(spec, Protocol::Dc, path, device)
         .map_err(EvalError::from)
         .and_then(|c| Ok((c, ModelRecord::of(path)?)));
-    loaded.map_err(|e| EvalError::Classifier {
+    loaded.map_err(|e| EvalError::Network {
+        role: NetworkRole::Classifier,
         what: format!("{} as {net} for {} images", path.display(), reference.shape),
         source: Box::new(e),
     })

@@ -3,7 +3,7 @@
 //! classifier: one given, or one trained here on the whole set with the `dc` protocol and
 //! cached, keyed by the data's fingerprint, the net, the epochs and the seed.
 
-use crate::{EvalError, SetRecord};
+use crate::{EvalError, NetworkRole, SetRecord};
 use dmgd_data::{image_folder, ImageSet};
 use dmgd_distill::coreset::{self, CoresetMethod};
 use dmgd_distill::spec::ModelRecord;
@@ -170,7 +170,8 @@ pub fn run(job: &SelectJob, log: &mut dyn FnMut(&str)) -> Result<PathBuf, EvalEr
             },
         };
         let network = embedding_network(c.embedding_net, real, &choice, c.device, log);
-        Some(network.map_err(|e| EvalError::Embedding {
+        Some(network.map_err(|e| EvalError::Network {
+            role: NetworkRole::Embedding,
             what: match job.embedding {
                 Some(path) => format!("{} as {}", path.display(), c.embedding_net),
                 None => format!("the {} trained on the real data", c.embedding_net),

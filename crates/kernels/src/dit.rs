@@ -26,7 +26,13 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         return x.gelu();
     }
-    x.contiguous()?.apply_op1(GeluTanh)
+    x.contiguous()?.apply_op1(RowOp {
+        name: "gelu-tanh",
+        backward_name: "gelu-tanh-backward",
+        saves_output: false,
+        forward: |x: &[f32], y: &mut [f32], _| gelu_fwd(x, y),
+        backward: |x: &[f32], g: &[f32], dx: &mut [f32], _| gelu_bwd(x, g, dx),
+    })
 }
 
 /// LayerNorm over the last dimension without affine parameters, differentiable.
@@ -37,7 +43,15 @@ pub fn layer_norm_no_affine(x: &Tensor, eps: f32) -> Result<Tensor> {
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
         return xc.broadcast_div(&(var + eps as f64)?.sqrt()?);
     }
-    x.contiguous()?.apply_op1(LayerNormNoAffine { eps })
+    x.contiguous()?.apply_op1(RowOp {
+        name: "layer-norm-no-affine",
+        backward_name: "layer-norm-no-affine-backward",
+        saves_output: false,
+        forward: move |x: &[f32], y: &mut [f32], dim| layer_norm_rows(x, y, dim, eps),
+        backward: move |x: &[f32], g: &[f32], dx: &mut [f32], dim| {
+            layer_norm_bwd_rows(x, g, dx, dim, eps)
+        },
+    })
 }
 
 /// Softmax over the last dimension, differentiable.
@@ -45,7 +59,13 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         return candle_nn::ops::softmax_last_dim(x);
     }
-    x.contiguous()?.apply_op1(SoftmaxLastDim)
+    x.contiguous()?.apply_op1(RowOp {
+        name: "softmax-last-dim",
+        backward_name: SOFTMAX_BACKWARD,
+        saves_output: true,
+        forward: |x: &[f32], y: &mut [f32], dim| softmax_rows(x, y, dim),
+        backward: softmax_backward_rows,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,54 +147,6 @@ macro_rules! multiversion {
 }
 multiversion!(gelu_fwd, gelu_fwd_kernel, (x: &[f32], y: &mut [f32]));
 multiversion!(gelu_bwd, gelu_bwd_kernel, (x: &[f32], g: &[f32], dx: &mut [f32]));
-
-struct GeluTanh;
-
-impl CustomOp1 for GeluTanh {
-    fn name(&self) -> &'static str {
-        "gelu-tanh"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(y, x)| gelu_fwd(x, y));
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad_res.contiguous()?,
-            &GeluTanhBackward,
-        )?))
-    }
-}
-
-struct GeluTanhBackward;
-
-impl CustomOp2 for GeluTanhBackward {
-    fn name(&self) -> &'static str {
-        "gelu-tanh-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let g = f32_slice(s2, l2, self.name())?;
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-            .for_each(|(dx, (x, g))| gelu_bwd(x, g, dx));
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -268,39 +240,60 @@ fn rows_per_task(dim: usize) -> usize {
     (CHUNK / dim.max(1)).max(1)
 }
 
-struct LayerNormNoAffine {
-    eps: f32,
+/// An op on the rows of the last dimension (`forward(x rows, y rows, row length)`) whose
+/// gradient needs one saved tensor: `backward(saved rows, grad rows, dx rows, row length)`,
+/// saved being the op's input, or its output where `saves_output`. Each rayon task takes
+/// whole rows, about CHUNK elements.
+struct RowOp<F, B> {
+    name: &'static str,
+    backward_name: &'static str,
+    saves_output: bool,
+    forward: F,
+    backward: B,
 }
 
-impl CustomOp1 for LayerNormNoAffine {
+impl<F, B> CustomOp1 for RowOp<F, B>
+where
+    F: Fn(&[f32], &mut [f32], usize) + Send + Sync,
+    B: Fn(&[f32], &[f32], &mut [f32], usize) + Send + Sync + Copy + 'static,
+{
     fn name(&self) -> &'static str {
-        "layer-norm-no-affine"
+        self.name
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
+        let x = f32_slice(storage, layout, self.name)?;
         let dim = layout.shape().dims().last().copied().unwrap_or(1);
         let rows = rows_per_task(dim) * dim;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(rows)
             .zip(x.par_chunks(rows))
-            .for_each(|(y, x)| layer_norm_rows(x, y, dim, self.eps));
+            .for_each(|(y, x)| (self.forward)(x, y, dim));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let op = LayerNormNoAffineBackward { eps: self.eps };
-        Ok(Some(arg.apply_op2_no_bwd(&grad_res.contiguous()?, &op)?))
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let saved = if self.saves_output { res } else { arg };
+        let op = RowBackward {
+            name: self.backward_name,
+            backward: self.backward,
+        };
+        Ok(Some(saved.apply_op2_no_bwd(&grad_res.contiguous()?, &op)?))
     }
 }
 
-struct LayerNormNoAffineBackward {
-    eps: f32,
+/// The backward of a [`RowOp`] as an op of its own: (saved, grad) -> dx.
+struct RowBackward<B> {
+    name: &'static str,
+    backward: B,
 }
 
-impl CustomOp2 for LayerNormNoAffineBackward {
+impl<B> CustomOp2 for RowBackward<B>
+where
+    B: Fn(&[f32], &[f32], &mut [f32], usize) + Send + Sync,
+{
     fn name(&self) -> &'static str {
-        "layer-norm-no-affine-backward"
+        self.name
     }
 
     fn cpu_fwd(
@@ -310,14 +303,14 @@ impl CustomOp2 for LayerNormNoAffineBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let g = f32_slice(s2, l2, self.name())?;
+        let saved = f32_slice(s1, l1, self.name)?;
+        let g = f32_slice(s2, l2, self.name)?;
         let dim = l1.shape().dims().last().copied().unwrap_or(1);
         let rows = rows_per_task(dim) * dim;
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = vec![0f32; saved.len()];
         dx.par_chunks_mut(rows)
-            .zip(x.par_chunks(rows).zip(g.par_chunks(rows)))
-            .for_each(|(dx, (x, g))| layer_norm_bwd_rows(x, g, dx, dim, self.eps));
+            .zip(saved.par_chunks(rows).zip(g.par_chunks(rows)))
+            .for_each(|(dx, (saved, g))| (self.backward)(saved, g, dx, dim));
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -360,61 +353,19 @@ pub(crate) fn softmax_last_dim_backward(probs: &Tensor, grad: &Tensor) -> Result
         let dot = (grad * probs)?.sum_keepdim(D::Minus1)?;
         return probs * grad.broadcast_sub(&dot)?;
     }
-    probs
-        .contiguous()?
-        .apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)
+    probs.contiguous()?.apply_op2_no_bwd(
+        &grad.contiguous()?,
+        &RowBackward {
+            name: SOFTMAX_BACKWARD,
+            backward: softmax_backward_rows,
+        },
+    )
 }
 
-struct SoftmaxLastDim;
+const SOFTMAX_BACKWARD: &str = "softmax-last-dim-backward";
 
-impl CustomOp1 for SoftmaxLastDim {
-    fn name(&self) -> &'static str {
-        "softmax-last-dim"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
-        let dim = layout.shape().dims().last().copied().unwrap_or(1);
-        let rows = rows_per_task(dim) * dim;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(rows)
-            .zip(x.par_chunks(rows))
-            .for_each(|(y, x)| softmax_rows(x, y, dim));
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(
-            &grad_res.contiguous()?,
-            &SoftmaxBackward,
-        )?))
-    }
-}
-
-struct SoftmaxBackward;
-
-impl CustomOp2 for SoftmaxBackward {
-    fn name(&self) -> &'static str {
-        "softmax-last-dim-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let y = f32_slice(s1, l1, self.name())?;
-        let g = f32_slice(s2, l2, self.name())?;
-        let dim = l1.shape().dims().last().copied().unwrap_or(1);
-        let rows = rows_per_task(dim) * dim;
-        let mut dx = vec![0f32; y.len()];
-        dx.par_chunks_mut(rows)
-            .zip(y.par_chunks(rows).zip(g.par_chunks(rows)))
-            .for_each(|(dx, (y, g))| softmax_bwd_rows(y, g, dx, dim));
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
+fn softmax_backward_rows(y: &[f32], g: &[f32], dx: &mut [f32], dim: usize) {
+    softmax_bwd_rows(y, g, dx, dim)
 }
 
 // ---------------------------------------------------------------------------------------------

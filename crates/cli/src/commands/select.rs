@@ -5,7 +5,7 @@ use anyhow::Result;
 use dmgd_data::fashion_mnist::Split;
 use dmgd_data::{DataError, DataSource, FASHION_MNIST};
 use dmgd_eval::select::{self, SelectChoices, SelectSpec};
-use dmgd_eval::{EvalError, SetRecord};
+use dmgd_eval::{EvalError, NetworkRole, SetRecord};
 use dmgd_run::flags::Knobs;
 use std::path::PathBuf;
 
@@ -83,7 +83,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let out = select::run(&job, &mut |line| eprintln!("{line}")).map_err(|e| match e {
         EvalError::NoCacheDir => anyhow::Error::new(e).context("pass --cache-dir"),
-        EvalError::Embedding { .. } if args.embedding.is_some() => anyhow::Error::new(e)
+        EvalError::Network {
+            role: NetworkRole::Embedding,
+            ..
+        } if args.embedding.is_some() => anyhow::Error::new(e)
             .context("--embedding: expected a classifier as `dmgd eval --save-nets` writes it"),
         e => e.into(),
     })?;
