@@ -19,6 +19,9 @@
 #   LABELS=soft TEACHER=<file>: soft-label cells (eval --labels soft, the rded protocol), named
 #   <method>-ipc<ipc>-<augment>-soft; use AUGMENTS="rded none" with them
 #   DMGD=<binary> (default: build this checkout)
+#   DIT=<model folder or file>: another generator than the shipped one (with its own OUT_DIR and
+#   RESULTS: a cell found in RESULTS is not run again); TUNED=<config>: dmgd-tuned's settings
+#   (default configs/fashion-mnist-tuned.toml)
 # Two chains with disjoint METHODS may share OUT_DIR (cells are separate directories).
 # Then: summarize.py (reads RESULTS) and figure.py beside this file, with ${PYTHON:-python3}.
 set -euo pipefail
@@ -50,7 +53,7 @@ method_flags() {
   case $1 in
     dmgd-no-distribution) echo "--method dmgd --no-distribution" ;;
     dmgd-no-semantic) echo "--method dmgd --no-semantic" ;;
-    dmgd-tuned) echo "--method dmgd --config configs/fashion-mnist-tuned.toml" ;;
+    dmgd-tuned) echo "--method dmgd --config ${TUNED:-configs/fashion-mnist-tuned.toml}" ;;
     *) echo "--method $1" ;;
   esac
 }
@@ -81,7 +84,8 @@ for ipc in $IPCS; do
       set_dir="$out/sets/$method-ipc$ipc-seed$seed"
       if [ ! -f "$set_dir/manifest.json" ]; then
         # shellcheck disable=SC2046
-        $bin distill $(method_flags "$method") --ipc "$ipc" --seed "$seed" --out "$set_dir" --resume
+        $bin distill $(method_flags "$method") ${DIT:+--dit "$DIT"} --ipc "$ipc" --seed "$seed" \
+          --out "$set_dir" --resume
       fi
       sets+=(--train "$set_dir")
       save_set "$set_dir" "sets/$method-ipc$ipc-seed$seed"
