@@ -90,7 +90,7 @@ pub fn read_entry(
         ));
     }
     let tensors: Vec<(String, Tensor)> = match ext {
-        "safetensors" => candle_core::safetensors::load(path, &Device::Cpu)
+        "safetensors" => dmgd_kernels::weights::load_safetensors(path, &Device::Cpu)
             .map_err(candle_err)?
             .into_iter()
             .collect(),

@@ -205,7 +205,7 @@ impl Trainer {
         config.checkpoint_every = checkpoint_every.unwrap_or(config.checkpoint_every);
         let mut trainer = Trainer::new(config, device)?;
         let path = dir.join(STATE_FILE);
-        let tensors = candle_core::safetensors::load(&path, device).map_err(|source| {
+        let tensors = dmgd_kernels::weights::load_safetensors(&path, device).map_err(|source| {
             DiffusionError::Candle {
                 context: path.display().to_string(),
                 source,

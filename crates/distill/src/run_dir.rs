@@ -176,7 +176,7 @@ impl RunDir {
         device: &Device,
     ) -> Result<Tensor, DataError> {
         let path = self.latent_path(class_name, index);
-        let mut tensors = candle_core::safetensors::load(&path, device)
+        let mut tensors = dmgd_kernels::weights::load_safetensors(&path, device)
             .map_err(|e| DataError::io(&path, std::io::Error::other(e)))?;
         tensors.remove(LATENT_KEY).ok_or_else(|| {
             DataError::io(

@@ -45,12 +45,6 @@ pub enum EvalError {
     NoTeacher,
     #[error("a teacher is for soft labels, and the labels are hard")]
     TeacherWithHardLabels,
-    #[error("teacher {path}: {source}")]
-    TeacherFile {
-        path: PathBuf,
-        #[source]
-        source: dmgd_diffusion::DiffusionError,
-    },
     #[error(transparent)]
     Diffusion(#[from] dmgd_diffusion::DiffusionError),
     #[error(transparent)]

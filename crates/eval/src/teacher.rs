@@ -21,13 +21,8 @@ pub fn load(
     device: &Device,
 ) -> Result<(Teacher, Net), EvalError> {
     let sha256 = dmgd_run::sha256_file(path)?;
-    let tensors =
-        dmgd_diffusion::checkpoint::read_tensors(path, &Device::Cpu).map_err(|source| {
-            EvalError::TeacherFile {
-                path: path.into(),
-                source,
-            }
-        })?;
+    // The caller names the teacher; the reader's error names the file.
+    let tensors = dmgd_diffusion::checkpoint::read_tensors(path, &Device::Cpu)?;
     let norm = if tensors.keys().any(|k| k.ends_with(".running_mean")) {
         NormKind::Batch
     } else {

@@ -5,7 +5,8 @@
 //! - DiT: attention, tanh-GELU, LayerNorm without affine, softmax, adaLN broadcasts (`dit`);
 //! - students: im2col + GEMM convolution, instance / batch norm (with ReLU), pooling
 //!   (`conv2d`, `norm`, `pool`; candle's conv backward is a naive loop, docs/BENCH-student.md);
-//! - AdamW and the EMA of weights, in place (`adamw`), and the students' optimisers (`optim`).
+//! - AdamW and the EMA of weights, in place (`adamw`), and the students' optimisers (`optim`);
+//! - reading safetensors weights with a clear error for a file that is not one (`weights`).
 
 pub mod adamw;
 pub mod attention;
@@ -20,6 +21,7 @@ pub mod optim;
 pub mod pool;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod weights;
 
 pub use conv2d::{conv2d, ConvParams};
 pub use device::{DeviceName, Precision};

@@ -229,12 +229,10 @@ impl Net {
         path: &Path,
         device: &candle_core::Device,
     ) -> std::result::Result<Self, StudentError> {
-        let tensors =
-            candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|source| {
-                StudentError::Weights {
-                    path: path.to_path_buf(),
-                    source,
-                }
+        let tensors = dmgd_kernels::weights::load_safetensors(path, &candle_core::Device::Cpu)
+            .map_err(|source| StudentError::Weights {
+                path: path.to_path_buf(),
+                source,
             })?;
         Net::from_tensors(spec, &tensors, path, device)
     }
