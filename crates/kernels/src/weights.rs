@@ -41,26 +41,28 @@ fn not_safetensors(why: String) -> candle_core::Error {
 mod tests {
     use super::*;
 
+    fn error_for(bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weights.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        load_safetensors(&path, &Device::Cpu)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn names_a_file_that_is_not_safetensors() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = dir.path().join("notes.safetensors");
-        std::fs::write(&text, "# a README saved under the wrong name\n").unwrap();
-        let err = load_safetensors(&text, &Device::Cpu)
-            .unwrap_err()
-            .to_string();
+        let err = error_for(b"# a README saved under the wrong name\n");
         assert!(
             err.contains("not a safetensors file") && err.contains("38 bytes"),
             "{err}"
         );
+        assert!(error_for(b"abc").contains("too short"));
+    }
 
-        let short = dir.path().join("short.safetensors");
-        std::fs::write(&short, "abc").unwrap();
-        let err = load_safetensors(&short, &Device::Cpu)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("too short"), "{err}");
-
+    #[test]
+    fn reads_a_safetensors_file() {
+        let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.safetensors");
         let t = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
         candle_core::safetensors::save(&HashMap::from([("w".to_string(), t)]), &good).unwrap();
