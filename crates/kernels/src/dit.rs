@@ -64,7 +64,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         backward_name: SOFTMAX_BACKWARD,
         saves_output: true,
         forward: |x: &[f32], y: &mut [f32], dim| softmax_rows(x, y, dim),
-        backward: softmax_backward_rows,
+        backward: softmax_bwd_rows,
     })
 }
 
@@ -357,16 +357,12 @@ pub(crate) fn softmax_last_dim_backward(probs: &Tensor, grad: &Tensor) -> Result
         &grad.contiguous()?,
         &RowBackward {
             name: SOFTMAX_BACKWARD,
-            backward: softmax_backward_rows,
+            backward: softmax_bwd_rows,
         },
     )
 }
 
 const SOFTMAX_BACKWARD: &str = "softmax-last-dim-backward";
-
-fn softmax_backward_rows(y: &[f32], g: &[f32], dx: &mut [f32], dim: usize) {
-    softmax_bwd_rows(y, g, dx, dim)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-sample broadcasts over tokens: x (N, T, D) with a (N, D) operand.
