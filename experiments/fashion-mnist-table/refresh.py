@@ -6,8 +6,10 @@
 Replaces what lies between `<!-- table begin -->` and `<!-- table end -->` with the output of
 summarize.py, between `<!-- hparams begin -->` and `<!-- hparams end -->` with that of
 summarize_hparams.py, and between the `hparams-validation` markers with that of
-summarize_hparams.py on results/hparams-validation (the test-split study beside it); the prose
-around them is left as it is. Written to a temporary name and renamed, so an error leaves the
+summarize_hparams.py on results/hparams-validation (the test-split study beside it); for the
+model shipped 2026-12-03, between the `table-2026-12` markers with summarize.py on
+results/table-2026-12 and between the `hparams-holdout500` markers with summarize_hparams.py on
+results/hparams-holdout500. The prose around them is left as it is. Written to a temporary name and renamed, so an error leaves the
 file untouched.
 """
 import os, subprocess, sys
@@ -36,6 +38,9 @@ text = splice(text, "hparams", run("summarize_hparams.py"))
 text = splice(text, "hparams-validation",
               run("summarize_hparams.py", os.path.join(results, "hparams-validation"),
                   os.path.join(results, "table"), os.path.join(results, "hparams")))
+text = splice(text, "table-2026-12", run("summarize.py", os.path.join(results, "table-2026-12")))
+text = splice(text, "hparams-holdout500",
+              run("summarize_hparams.py", os.path.join(results, "hparams-holdout500")))
 tmp = path + ".tmp"
 with open(tmp, "w") as f:
     f.write(text)
