@@ -474,10 +474,23 @@ mod tests {
 
     #[test]
     fn shipped_fashion_mnist_settings_parse_and_validate() {
-        let text = include_str!("../../../configs/fashion-mnist-tuned.toml");
-        let cfg: DistillConfig = toml::from_str(text).unwrap();
-        assert_eq!((cfg.cfg_scale, cfg.rho, cfg.beta_n), (2.0, 2.0, 0.2));
-        assert_eq!(cfg.method, Method::Dmgd);
-        assert_eq!(cfg.validate(), Ok(()));
+        let parse = |text: &str| -> DistillConfig { toml::from_str(text).unwrap() };
+        let current = parse(include_str!("../../../configs/fashion-mnist-tuned.toml"));
+        let defaults = DistillConfig::default();
+        assert_eq!(
+            (current.cfg_scale, current.rho, current.beta_n),
+            (1.5, defaults.rho, 0.5)
+        );
+        let previous = parse(include_str!(
+            "../../../configs/fashion-mnist-tuned-2026-11.toml"
+        ));
+        assert_eq!(
+            (previous.cfg_scale, previous.rho, previous.beta_n),
+            (2.0, 2.0, 0.2)
+        );
+        for cfg in [current, previous] {
+            assert_eq!(cfg.method, Method::Dmgd);
+            assert_eq!(cfg.validate(), Ok(()));
+        }
     }
 }
