@@ -9,8 +9,8 @@ summarize_hparams.py, and between the `hparams-validation` markers with that of
 summarize_hparams.py on results/hparams-validation (the test-split study beside it); for the
 model shipped 2026-12-03, between the `table-2026-12` markers with summarize.py on
 results/table-2026-12 and between the `hparams-holdout500` markers with summarize_hparams.py on
-results/hparams-holdout500. The prose around them is left as it is. Written to a temporary name and renamed, so an error leaves the
-file untouched.
+results/hparams-holdout500. The prose around them is left as it is. Written to a temporary
+name and renamed, so an error leaves the file untouched.
 """
 import os, subprocess, sys
 

@@ -22,9 +22,9 @@ PUBLISHED = {  # docs/METHOD.md §9, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50
 NETWORKS_PER_CELL = 6  # run.sh's defaults: 3 generation seeds x 2 networks
 ORDER = ["random", "dit", "mgd3", "dmgd-no-distribution", "dmgd-no-semantic", "dmgd", "dmgd-tuned"]
 out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fashion-mnist-table/results/table"
-OLD_TUNED = ("`dmgd-tuned` (configs/fashion-mnist-tuned-2026-11.toml) was picked by test accuracy at IPC 10 with\n"
-             "generation seeds 0 and 1, which its IPC-10 cells reuse: there it is optimistic. Tested on\n"
-             "validation images instead, the study picks the same knobs (below the study).")
+OLD_TUNED = ("`dmgd-tuned` (configs/fashion-mnist-tuned-2026-11.toml) was picked by test accuracy at IPC\n"
+             "10 with generation seeds 0 and 1, which its IPC-10 cells reuse: there it is optimistic.\n"
+             "Tested on validation images instead, the study picks the same knobs (below the study).")
 plan_path = os.path.join(out, "plan.json")
 plan = json.load(open(plan_path)) if os.path.exists(plan_path) else {}
 GRID = plan.get("grid", {"none": [1, 10, 50], "dsa": [1, 10, 50]})
@@ -130,8 +130,9 @@ if partial:
         print(f"| {cell} | {len(secs)} | {span} |")
     print(f"\nThey took {kept_hours:.1f} core-hours more.")
 
-# What the grid (plan.json, else run.sh with no knobs) still has to train, priced by the networks measured at the same IPC
-# and augmentation (the network count dominates; a set missing on a machine adds 250-290 s).
+# What the grid (plan.json, else run.sh with no knobs) still has to train, priced by the
+# networks measured at the same IPC and augmentation (the network count dominates; a set
+# missing on a machine adds 250-290 s).
 measured = {}  # (ipc, augment) -> [seconds per network]
 for (m, i, a), c in cells.items():
     measured.setdefault((i, a), []).extend(r["seconds"] for r in c["runs"])
