@@ -14,7 +14,8 @@
 # Environment knobs (defaults = the full table, many hours on 2 CPU cores):
 #   IPCS="1 10 50"  SEEDS="0 1 2"  REPEATS=2  EPOCHS=300  DSA_EPOCHS=1000  AUGMENTS="none dsa"
 #   METHODS="random dit mgd3 dmgd-no-distribution dmgd-no-semantic dmgd dmgd-tuned"
-#   (dmgd-tuned: DMGD with configs/fashion-mnist-tuned.toml, the hyper-parameter study's pick)
+#   (dmgd-tuned: DMGD with configs/fashion-mnist-tuned.toml, the study's pick for the shipped
+#   model; the old table's row used configs/fashion-mnist-tuned-2026-11.toml)
 #   TEST_EVERY=<epochs> (test once, after the last epoch: the protocol reports final accuracy)
 #   LABELS=soft TEACHER=<file>: soft-label cells (eval --labels soft, the rded protocol), named
 #   <method>-ipc<ipc>-<augment>-soft; use AUGMENTS="rded none" with them
