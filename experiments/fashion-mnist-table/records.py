@@ -3,10 +3,9 @@ import json
 
 
 def details(path):
-    """A command's record: a manifest.json's `spec` (`details` before 2026-12-02), or the
-    file itself (eval.json)."""
+    """A command's record: a manifest.json's `spec` with its `outcome` (timings, seconds) merged
+    in, or its `details` (before 2026-12-02); or the file itself (eval.json)."""
     r = json.load(open(path))
-    for key in ("spec", "details"):
-        if key in r:
-            return r[key]
-    return r
+    if "spec" in r:
+        return {**r["spec"], **r.get("outcome", {})}
+    return r.get("details", r)
